@@ -1,0 +1,5 @@
+import sys
+
+from arcface.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""Detector protocol and its plain-data result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    """Faces found in one image, sorted by descending score.
+
+    Attributes:
+        boxes: float32 ``(N, 4)`` boxes ``(x1, y1, x2, y2)`` in pixels of the input image.
+        scores: float32 ``(N,)`` detection confidences in ``[0, 1]``.
+        kps: float32 ``(N, 5, 2)`` landmarks (x, y) in pixels (left eye, right eye, nose, left mouth,
+            right mouth), or ``None`` for a detector without keypoints.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    kps: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, idx: np.ndarray) -> Detections:
+        return Detections(self.boxes[idx], self.scores[idx], None if self.kps is None else self.kps[idx])
+
+    @staticmethod
+    def empty(with_kps: bool = True) -> Detections:
+        return Detections(
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.float32),
+            np.zeros((0, 5, 2), np.float32) if with_kps else None,
+        )
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in uint8 RGB images ``(H, W, 3)``."""
+
+    def detect(self, image_rgb: np.ndarray) -> Detections: ...
+
+    def detect_many(self, images_rgb: list[np.ndarray]) -> list[Detections]: ...

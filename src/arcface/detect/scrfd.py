@@ -1,0 +1,223 @@
+"""SCRFD / RetinaFace-style anchor-free ONNX detectors (insightface's output layouts).
+
+Supported output layouts (``F`` feature levels, ``A`` anchors per location, outputs grouped as all
+score maps, then all box maps, then all keypoint maps):
+
+=========  ======================  ===  ===========
+outputs    strides                 A    keypoints
+=========  ======================  ===  ===========
+6          8, 16, 32               2    no
+9          8, 16, 32               2    yes
+10         8, 16, 32, 64, 128      1    no
+15         8, 16, 32, 64, 128      1    yes
+=========  ======================  ===  ===========
+
+Each level's outputs are ``(B, H*W*A, C)`` (or ``(H*W*A, C)`` for fixed batch-1 exports) with C = 1
+(score after sigmoid), 4 (distances left, top, right, bottom in units of the stride) or 10 (keypoint
+offsets in units of the stride). Anchor centres are ``(x*stride, y*stride)`` in row-major order, each
+repeated A times.
+
+The image is letterboxed: scaled to fit ``input_size`` keeping its aspect ratio, pasted at the top-left
+corner of a zero canvas; coordinates are mapped back by the same scale.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from arcface.detect.base import Detections
+from arcface.detect.nms import nms
+from arcface.errors import InputError, ModelError
+from arcface.runtime import dynamic_batch, get_session
+from arcface.spec import SCRFD_DETECTION, ModelSpec
+
+_LAYOUTS: dict[int, tuple[tuple[int, ...], int, bool]] = {
+    6: ((8, 16, 32), 2, False),
+    9: ((8, 16, 32), 2, True),
+    10: ((8, 16, 32, 64, 128), 1, False),
+    15: ((8, 16, 32, 64, 128), 1, True),
+}
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Placement of an image on the detector canvas: ``canvas = image * scale`` at the top-left."""
+
+    scale: float
+    width: int
+    height: int
+
+
+def letterbox(image_rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Scale ``image_rgb`` to fit ``size = (width, height)``, pad bottom/right with zeros."""
+    h, w = image_rgb.shape[:2]
+    tw, th = size
+    if h / w > th / tw:
+        nh, nw = th, max(1, int(th * w / h))
+    else:
+        nw, nh = tw, max(1, int(tw * h / w))
+    scale = nh / h
+    canvas = np.zeros((th, tw, 3), np.uint8)
+    canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return canvas, Letterbox(scale, nw, nh)
+
+
+class SCRFD:
+    """SCRFD face detector on ONNX Runtime.
+
+    Args:
+        model_path: the ``.onnx`` file.
+        spec: input conventions (default: RGB, ``(x - 127.5) / 128``).
+        input_size: ``(width, height)`` of the canvas, each a multiple of 32 (default 640x640).
+        score_threshold: minimum face confidence in ``[0, 1]``.
+        nms_threshold: IoU above which a lower-scored overlapping box is dropped.
+        max_faces: keep at most this many faces per image (largest boxes first); 0 = all.
+        min_face_size: drop faces whose box is smaller than this many pixels on its shorter side.
+        threads: ONNX Runtime intra-op threads (default: all cores).
+        pad_retry: when an image yields no face, detect again on the image centred in a zero border of
+            half its longer side (a face that fills a small photo is otherwise too large once the photo is
+            upscaled to the canvas); coordinates are mapped back to the original image.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        spec: ModelSpec = SCRFD_DETECTION,
+        input_size: tuple[int, int] | int = (640, 640),
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        max_faces: int = 0,
+        min_face_size: float = 0.0,
+        threads: int | None = None,
+        pad_retry: bool = True,
+    ) -> None:
+        if isinstance(input_size, int):
+            input_size = (input_size, input_size)
+        if any(v <= 0 or v % 32 for v in input_size):
+            raise InputError(f"detector input size must be positive multiples of 32, got {input_size}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise InputError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        self.spec = spec
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.max_faces = int(max_faces)
+        self.min_face_size = float(min_face_size)
+        self.pad_retry = bool(pad_retry)
+        self.session = get_session(model_path, threads)
+        self.input_name = spec.input_name or self.session.get_inputs()[0].name
+        outputs = self.session.get_outputs()
+        if len(outputs) not in _LAYOUTS:
+            raise ModelError(
+                f"{model_path}: {len(outputs)} outputs; not a SCRFD/RetinaFace layout (expected 6, 9, 10 or 15)"
+            )
+        self.output_names = [o.name for o in outputs]
+        self.strides, self.num_anchors, self.has_kps = _LAYOUTS[len(outputs)]
+        self.batched = dynamic_batch(self.session)
+        self._centers: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
+        key = (height, width, stride)
+        c = self._centers.get(key)
+        if c is None:
+            ys, xs = np.mgrid[:height, :width]
+            c = (np.stack([xs, ys], axis=-1).reshape(-1, 2) * stride).astype(np.float32)
+            if self.num_anchors > 1:
+                c = np.repeat(c, self.num_anchors, axis=0)
+            self._centers[key] = c
+        return c
+
+    def _run(self, canvases: np.ndarray) -> list[np.ndarray]:
+        blob = self.spec.preprocess(canvases)
+        if self.batched or len(blob) == 1:
+            outs = self.session.run(self.output_names, {self.input_name: blob})
+            return [o if o.ndim == 3 else o[None] for o in outs]
+        per = [self.session.run(self.output_names, {self.input_name: blob[i : i + 1]}) for i in range(len(blob))]
+        return [np.concatenate([(p[k] if p[k].ndim == 3 else p[k][None]) for p in per]) for k in range(len(per[0]))]
+
+    def _decode(self, outs: list[np.ndarray], b: int, box: Letterbox, shape: tuple[int, int]) -> Detections:
+        fmc = len(self.strides)
+        tw, th = self.input_size
+        all_scores, all_boxes, all_kps = [], [], []
+        for level, stride in enumerate(self.strides):
+            scores = outs[level][b].reshape(-1)
+            keep = np.nonzero(scores >= self.score_threshold)[0]
+            if keep.size == 0:
+                continue
+            centers = self._anchor_centers(th // stride, tw // stride, stride)[keep]
+            dist = outs[level + fmc][b][keep] * stride
+            all_boxes.append(np.concatenate([centers - dist[:, :2], centers + dist[:, 2:4]], axis=1))
+            all_scores.append(scores[keep])
+            if self.has_kps:
+                k = outs[level + 2 * fmc][b][keep].reshape(-1, 5, 2) * stride
+                all_kps.append(centers[:, None, :] + k)
+        if not all_scores:
+            return Detections.empty(self.has_kps)
+        scores = np.concatenate(all_scores).astype(np.float32)
+        boxes = np.concatenate(all_boxes) / box.scale
+        kps = np.concatenate(all_kps) / box.scale if self.has_kps else None
+        keep = nms(boxes, scores, self.nms_threshold)
+        det = Detections(
+            boxes[keep].astype(np.float32),
+            scores[keep],
+            None if kps is None else kps[keep].astype(np.float32),
+        )
+        h, w = shape
+        det.boxes[:, [0, 2]] = np.clip(det.boxes[:, [0, 2]], 0, w)
+        det.boxes[:, [1, 3]] = np.clip(det.boxes[:, [1, 3]], 0, h)
+        if self.min_face_size > 0 and len(det):
+            side = np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+            det = det.select(np.nonzero(side >= self.min_face_size)[0])
+        if self.max_faces > 0 and len(det) > self.max_faces:
+            area = (det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])
+            top = np.sort(np.argsort(-area, kind="stable")[: self.max_faces])
+            det = det.select(top)
+        return det
+
+    def detect(self, image_rgb: np.ndarray) -> Detections:
+        """Faces in one uint8 RGB ``(H, W, 3)`` image, coordinates in its pixels."""
+        return self.detect_many([image_rgb])[0]
+
+    def detect_many(self, images_rgb: list[np.ndarray], batch_size: int = 8) -> list[Detections]:
+        """Faces in several images; letterboxed canvases are run in batches when the model allows."""
+        for img in images_rgb:
+            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+                raise InputError("detector input must be a uint8 RGB array of shape (H, W, 3)")
+        results = self._detect_batches(images_rgb, batch_size)
+        if self.pad_retry:
+            missed = [i for i, d in enumerate(results) if len(d) == 0]
+            if missed:
+                padded, offsets = [], []
+                for i in missed:
+                    h, w = images_rgb[i].shape[:2]
+                    p = max(h, w) // 2
+                    padded.append(cv2.copyMakeBorder(images_rgb[i], p, p, p, p, cv2.BORDER_CONSTANT, value=0))
+                    offsets.append(p)
+                for i, p, det in zip(missed, offsets, self._detect_batches(padded, batch_size)):
+                    if len(det):
+                        h, w = images_rgb[i].shape[:2]
+                        det.boxes -= p
+                        det.boxes[:, [0, 2]] = np.clip(det.boxes[:, [0, 2]], 0, w)
+                        det.boxes[:, [1, 3]] = np.clip(det.boxes[:, [1, 3]], 0, h)
+                        if det.kps is not None:
+                            det.kps -= p
+                        results[i] = det
+        return results
+
+    def _detect_batches(self, images_rgb: list[np.ndarray], batch_size: int) -> list[Detections]:
+        results: list[Detections] = []
+        for start in range(0, len(images_rgb), batch_size):
+            chunk = images_rgb[start : start + batch_size]
+            canvases, boxes = [], []
+            for img in chunk:
+                c, lb = letterbox(img, self.input_size)
+                canvases.append(c)
+                boxes.append(lb)
+            outs = self._run(np.stack(canvases))
+            for b, (img, lb) in enumerate(zip(chunk, boxes)):
+                results.append(self._decode(outs, b, lb, img.shape[:2]))
+        return results
