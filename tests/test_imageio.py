@@ -19,7 +19,7 @@ def _encode(rgb, ext, params=()):
     return buf.tobytes()
 
 
-@pytest.mark.parametrize("ext", [".png", ".bmp", ".webp"])
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".webp", ".ppm"])
 def test_lossless_round_trip_is_exact_rgb(ext):
     img = _gradient()
     params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else []
@@ -147,3 +147,12 @@ def test_iter_image_files_recurses(tmp_path):
     assert [p.name for p in found] == ["1.jpg", "2.PNG"]
     with pytest.raises(InputError):
         iter_image_files([tmp_path / "missing"])
+
+
+def test_pgm_grayscale(tmp_path):
+    gray = (np.arange(30 * 20).reshape(30, 20) % 256).astype(np.uint8)
+    p = tmp_path / "g.pgm"
+    cv2.imwrite(str(p), gray)
+    out = load_image(p)
+    assert out.shape == (30, 20, 3)
+    np.testing.assert_array_equal(out[..., 2], gray)

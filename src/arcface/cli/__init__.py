@@ -21,7 +21,6 @@ COMMAND_MODULES: list[str] = [
     "arcface.cli.infer",
     "arcface.cli.models",
     "arcface.cli.evaluate",
-    "arcface.cli.gallery",
 ]
 
 EXIT_OK = 0

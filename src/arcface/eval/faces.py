@@ -1,0 +1,125 @@
+"""From raw photos to one aligned crop per photo, for the benchmarks that start from unaligned images.
+
+Each photo is run through a detector (anything with ``detect(image_rgb) -> detections`` having
+``boxes (N, 4)``, ``scores (N,)``, ``kps (N, 5, 2)`` in pixels, as :class:`arcface.detect.base.Detections`).
+The face **closest to the image centre** is kept (benchmark photos such as LFW centre the subject); ties
+are broken by the larger box. Photos where nothing is detected are counted and fall back to a centre
+crop: the central square of side ``fallback_fraction * min(H, W)`` resized to the embedder input size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+Aligner = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def default_aligner() -> Aligner:
+    """:func:`arcface.align.align_faces` (imported lazily)."""
+    from arcface.align import align_faces
+
+    return align_faces
+
+
+NETPBM_SUFFIXES = (".pgm", ".ppm", ".pbm", ".pnm")
+
+
+def read_image(path: Any) -> np.ndarray:
+    """Decode a path or bytes into ``uint8`` RGB via :func:`arcface.imageio.load_image`.
+
+    Netpbm files (``.pgm``/``.ppm``, as in the AT&T/ORL face set), which the library loader does not
+    accept, are decoded with OpenCV (gray is expanded to 3 channels).
+    """
+    from arcface.imageio import load_image
+
+    if isinstance(path, str | os.PathLike) and Path(path).suffix.lower() in NETPBM_SUFFIXES:
+        arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+        if arr is None:
+            from arcface.errors import InputError
+
+            raise InputError(f"{path}: cannot decode image")
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return load_image(path)
+
+
+def select_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
+    """Index of the box whose centre is nearest the image centre (ties: the larger box)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = image_shape[:2]
+    cx = (b[:, 0] + b[:, 2]) / 2 - w / 2
+    cy = (b[:, 1] + b[:, 3]) / 2 - h / 2
+    dist = np.round(np.hypot(cx, cy), 6)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return int(np.lexsort((-area, dist))[0])
+
+
+def centre_crop(image: np.ndarray, size: int = 112, fraction: float = 0.5) -> np.ndarray:
+    """Central square of side ``fraction * min(H, W)`` resized to ``size`` x ``size`` (RGB uint8)."""
+    h, w = image.shape[:2]
+    side = max(1, int(round(min(h, w) * fraction)))
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    crop = image[y0 : y0 + side, x0 : x0 + side]
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+@dataclass
+class CropStats:
+    """How many photos were processed and which fell back to a centre crop (no face detected)."""
+
+    n_images: int = 0
+    undetected: list[str] = field(default_factory=list)
+
+    @property
+    def n_undetected(self) -> int:
+        return len(self.undetected)
+
+    def to_dict(self, max_names: int = 50) -> dict[str, Any]:
+        return {
+            "n_images": self.n_images,
+            "n_undetected": self.n_undetected,
+            "undetected": self.undetected[:max_names],
+        }
+
+
+def face_crop(
+    image: np.ndarray,
+    detector: Any,
+    aligner: Aligner,
+    size: int = 112,
+    fallback_fraction: float = 0.5,
+) -> tuple[np.ndarray, bool]:
+    """``(crop, detected)`` for one RGB photo: aligned centre-most face, or the centre-crop fallback."""
+    det = detector.detect(image)
+    if len(det) == 0:
+        return centre_crop(image, size, fallback_fraction), False
+    i = select_face(det.boxes, image.shape)
+    kps = np.asarray(det.kps, dtype=np.float32)[i : i + 1]
+    return aligner(image, kps, size)[0], True
+
+
+def iter_face_crops(
+    sources: Iterable[Any],
+    detector: Any,
+    aligner: Aligner | None = None,
+    size: int = 112,
+    fallback_fraction: float = 0.5,
+    stats: CropStats | None = None,
+    loader: Callable[[Any], np.ndarray] = read_image,
+) -> Iterator[np.ndarray]:
+    """Aligned crops of photos (paths or bytes), one per source; fills ``stats`` as it goes."""
+    align = aligner or default_aligner()
+    for src in sources:
+        crop, ok = face_crop(loader(src), detector, align, size, fallback_fraction)
+        if stats is not None:
+            stats.n_images += 1
+            if not ok:
+                stats.undetected.append(str(src))
+        yield crop
