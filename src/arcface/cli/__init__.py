@@ -20,7 +20,10 @@ from arcface.errors import ArcFaceError, DependencyError, InputError, ModelError
 COMMAND_MODULES: list[str] = [
     "arcface.cli.infer",
     "arcface.cli.models",
+    "arcface.cli.gallery",
     "arcface.cli.evaluate",
+    "arcface.cli.nn",
+    "arcface.cli.serve",
 ]
 
 EXIT_OK = 0

@@ -1,0 +1,244 @@
+"""``arcface gallery ...`` (1:N identification against a gallery directory) and ``arcface cluster``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from arcface.cli.common import add_pack_options, analyzer_from_args, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser(
+        "gallery",
+        help="1:N identification: enrol people, search photos against them",
+        description="Manage a gallery directory of enrolled identities and search faces against it. "
+        "Similarities are cosine in [-1, 1]; below the threshold a face is 'unknown'.",
+    )
+    g.add_argument("--db", required=True, type=Path, help="gallery directory (created by 'enroll')")
+    g.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "numpy", "faiss", "milvus"),
+        help="vector index (default auto: faiss if installed, else numpy)",
+    )
+    g.add_argument("--milvus-uri", default=None, help="Milvus URI for --backend milvus (default: DB/milvus.db)")
+    gs = g.add_subparsers(dest="gallery_command", metavar="ACTION")
+    gs.required = True
+
+    p = gs.add_parser("enroll", help="enrol (or extend) an identity from photos, largest face of each")
+    p.add_argument("name", help="identity name")
+    p.add_argument("images", nargs="+", help="photos of that person (files or folders)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata (repeatable)")
+    p.add_argument("--replace", action="store_true", help="replace the identity's photos instead of adding")
+    add_pack_options(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = gs.add_parser("search", help="identify every face of a photo")
+    p.add_argument("image", help="photo")
+    p.add_argument("--top-k", type=int, default=5, help="candidates per face (default 5)")
+    p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_pack_options(p)
+    p.set_defaults(func=cmd_search)
+
+    p = gs.add_parser("list", help="list enrolled identities")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = gs.add_parser("remove", help="delete an identity")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_remove)
+
+    p = gs.add_parser("rename", help="rename an identity")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(func=cmd_rename)
+
+    c = sub.add_parser(
+        "cluster",
+        help="group unlabelled photos by identity",
+        description="Detect and embed every face under DIR and group the faces by identity "
+        "(agglomerative clustering on cosine similarity).",
+    )
+    c.add_argument("dir", type=Path, help="folder of photos (recursed)")
+    c.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
+    c.add_argument("--method", default="average", choices=("average", "single"), help="linkage (default average)")
+    c.add_argument("--largest", action="store_true", help="only the largest face of each photo")
+    c.add_argument("--out", type=Path, default=None, help="write the clusters as JSON here (default stdout)")
+    add_pack_options(c)
+    c.set_defaults(func=cmd_cluster)
+
+
+def parse_meta(items: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; a value that parses as JSON (number, bool, list...) is kept typed."""
+    from arcface.errors import InputError
+
+    meta: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--meta {item!r}: expected KEY=VALUE")
+        try:
+            meta[key.strip()] = json.loads(value)
+        except ValueError:
+            meta[key.strip()] = value
+    return meta
+
+
+def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, index: bool = True):
+    from arcface.gallery import EmbeddingContract, Gallery
+
+    options = {"uri": args.milvus_uri} if args.milvus_uri and args.backend == "milvus" else {}
+    return Gallery(
+        args.db,
+        contract=EmbeddingContract.from_analyzer(analyzer) if analyzer is not None else None,
+        backend=args.backend if index else "numpy",
+        backend_options=options if index else None,
+        create=create,
+    )
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from arcface.errors import InputError
+    from arcface.imageio import iter_image_files
+
+    meta = parse_meta(args.meta)
+    files = iter_image_files(args.images)
+    if not files:
+        raise InputError(f"no image files in {' '.join(args.images)}")
+    fa = analyzer_from_args(args)
+    with _open(args, fa, create=True) as gallery:
+        info = gallery.enroll_images(args.name, files, meta, analyzer=fa, replace=args.replace)
+        print(f"enrolled {info['name']!r}: {len(files)} photo(s), {info['images']} in total; {len(gallery)} identities")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from arcface.gallery.faces import load_rgb
+
+    fa = analyzer_from_args(args)
+    with _open(args, fa) as gallery:
+        faces = fa.analyze(load_rgb(args.image))
+        results = (
+            gallery.search_batch(np.stack([f.embedding for f in faces]), top_k=args.top_k, threshold=args.threshold)
+            if faces
+            else []
+        )
+        threshold = gallery.threshold if args.threshold is None else args.threshold
+        rows = []
+        for face, res in zip(faces, results, strict=True):
+            rows.append(
+                {
+                    "bbox": [round(float(v), 2) for v in face.bbox],
+                    "score": round(float(face.score), 4),
+                    "identity": res.identity,
+                    "similarity": None if res.similarity is None else round(res.similarity, 6),
+                    "matches": [m.to_dict() for m in res.matches],
+                }
+            )
+        if args.json:
+            print_json({"image": str(args.image), "threshold": threshold, "gallery_size": len(gallery), "faces": rows})
+        else:
+            if not rows:
+                print(f"no face found in {args.image}")
+            for i, row in enumerate(rows):
+                box = ", ".join(f"{v:.0f}" for v in row["bbox"])
+                sim = "n/a" if row["similarity"] is None else f"{row['similarity']:.4f}"
+                print(f"face {i} [{box}]: {row['identity']} (cosine {sim}, threshold {threshold:.4f})")
+                for m in row["matches"][1:]:
+                    print(f"    also: {m['candidate']} ({m['similarity']:.4f})")
+    return 0 if rows else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _open(args, index=False) as gallery:
+        items = gallery.list()
+        if args.json:
+            contract = gallery.contract.to_dict() if gallery.contract else None
+            print_json({"db": str(args.db), "contract": contract, "identities": items})
+        else:
+            for it in items:
+                meta = json.dumps(it["metadata"]) if it["metadata"] else ""
+                print(f"{it['name']}\t{it['images']} image(s)\t{meta}".rstrip())
+            what = gallery.contract.describe() if gallery.contract else "empty"
+            print(f"{len(items)} identities ({what})", file=sys.stderr)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _open(args, index=False) as gallery:
+        gallery.remove(args.name)
+        print(f"removed {args.name!r}; {len(gallery)} identities left")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    with _open(args, index=False) as gallery:
+        gallery.rename(args.old, args.new)
+        print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from arcface.errors import InputError
+    from arcface.gallery import cluster_embeddings, default_threshold
+    from arcface.gallery.faces import largest_face
+    from arcface.gallery.fileio import atomic_write_bytes
+    from arcface.imageio import iter_image_files
+
+    if not args.dir.is_dir():
+        raise InputError(f"{args.dir}: not a folder")
+    files = iter_image_files([args.dir])
+    if not files:
+        raise InputError(f"no image files under {args.dir}")
+    fa = analyzer_from_args(args)
+    threshold = default_threshold(fa.pack.recognizer_sha256) if args.threshold is None else args.threshold
+    per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20)
+    items, no_face = [], []
+    for path, faces in zip(files, per_image, strict=True):
+        if not faces:
+            no_face.append(str(path))
+            continue
+        chosen = [largest_face(faces)] if args.largest else faces
+        for face in chosen:
+            items.append((str(path), faces.index(face), face))
+    labels = (
+        cluster_embeddings(np.stack([f.embedding for _, _, f in items]), threshold, args.method)
+        if items
+        else np.zeros(0, np.int64)
+    )
+    clusters: list[dict[str, Any]] = []
+    for c in range(int(labels.max()) + 1 if labels.size else 0):
+        members = [
+            {"path": p, "face": i, "bbox": [round(float(v), 2) for v in f.bbox], "score": round(float(f.score), 4)}
+            for (p, i, f), lab in zip(items, labels, strict=True)
+            if lab == c
+        ]
+        clusters.append({"cluster": c, "size": len(members), "members": members})
+    result = {
+        "threshold": threshold,
+        "method": args.method,
+        "pack": fa.pack.name,
+        "photos": len(files),
+        "faces": len(items),
+        "clusters": clusters,
+        "no_face": no_face,
+    }
+    if args.out:
+        atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
+        multi = sum(1 for c in clusters if c["size"] > 1)
+        print(
+            f"{len(items)} faces in {len(files)} photos -> {len(clusters)} clusters "
+            f"({multi} with more than one face); written to {args.out}"
+        )
+    else:
+        print_json(result)
+    return 0

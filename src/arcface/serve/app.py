@@ -1,0 +1,268 @@
+"""FastAPI application of the face recognition service.
+
+Endpoints (all answers JSON; errors are ``{"error": {"code", "message", "field"}}``):
+
+=========================================================  ==============================================
+``GET  /``                                                  web page: compare two photos (offline, no CDN)
+``GET  /healthz``                                           liveness (always open)
+``GET  /v1/config``                                         pack, digests, recognizer spec, threshold, limits
+``POST /v1/embed``                                          multipart ``image`` -> faces with embeddings
+``POST /v1/verify``                                         multipart ``image_a``, ``image_b`` -> similarity
+``POST /v1/identify``                                       multipart ``image``, ``gallery`` -> top-k per face
+``GET  /v1/galleries``                                      gallery names
+``POST /v1/galleries/{gallery}``                            create an empty gallery
+``GET  /v1/galleries/{gallery}``                            gallery summary
+``DELETE /v1/galleries/{gallery}``                          delete a gallery and its files
+``GET  /v1/galleries/{gallery}/identities``                 list identities
+``POST /v1/galleries/{gallery}/identities``                 enrol: multipart ``name``, ``images`` (1+)
+``GET  /v1/galleries/{gallery}/identities/{identity}``      one identity
+``PATCH /v1/galleries/{gallery}/identities/{identity}``     rename: JSON ``{"name": new}``
+``DELETE /v1/galleries/{gallery}/identities/{identity}``    delete an identity
+=========================================================  ==============================================
+
+With an API key, every ``/v1`` route needs header ``X-API-Key`` (401 otherwise); ``/``, ``/healthz``,
+``/static``, ``/docs`` and ``/openapi.json`` stay open. Request bodies above ``max_upload_bytes`` get
+413. Models are loaded once by :func:`create_app`; endpoints are plain functions that FastAPI runs in
+its thread pool, so inference never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from arcface.errors import require
+
+require("fastapi", "serve")
+require("multipart", "serve")
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Security, UploadFile  # noqa: E402
+from fastapi.responses import FileResponse  # noqa: E402
+from fastapi.security import APIKeyHeader  # noqa: E402
+from fastapi.staticfiles import StaticFiles  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from arcface.errors import InputError  # noqa: E402
+from arcface.serve.errors import ApiError, install_error_handlers  # noqa: E402
+from arcface.serve.limits import BodySizeLimit  # noqa: E402
+from arcface.serve.service import (  # noqa: E402
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    MAX_TOP_K,
+    FaceService,
+    Upload,
+)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+API_KEY_HEADER = "X-API-Key"
+
+
+class RenameBody(BaseModel):
+    """New name of an identity."""
+
+    name: str = Field(..., description="the identity's new name (unique in the gallery)")
+
+
+def _upload(field: str, up: UploadFile) -> Upload:
+    return Upload(field, up.filename or None, up.file.read())
+
+
+def _auth_dependency(api_key: str | None):
+    scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (when the service has one)")
+
+    def check(key: str | None = Security(scheme)) -> None:  # noqa: B008 (FastAPI idiom)
+        if api_key is None:
+            return
+        if key is None:
+            raise ApiError(401, "unauthorized", f"missing API key: send it in header {API_KEY_HEADER}")
+        if not secrets.compare_digest(key.encode(), api_key.encode()):
+            raise ApiError(401, "unauthorized", f"wrong API key in header {API_KEY_HEADER}")
+
+    return check
+
+
+def create_app(
+    pack: str | os.PathLike | None = None,
+    gallery_root: str | os.PathLike | None = None,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    analyzer: Any = None,
+    det_size: int = 640,
+    max_concurrent: int | None = None,
+    gallery_backend: str = "auto",
+) -> FastAPI:
+    """Build the service; the face models are loaded here, once, and shared by every request.
+
+    Args:
+        pack: model pack name or directory (default: ``buffalo_sc``, built in); ignored with ``analyzer``.
+        gallery_root: folder of named galleries (one sub-folder each); ``None``: galleries in memory.
+        api_key: when set, ``/v1`` routes need header ``X-API-Key`` with this value.
+        max_upload_bytes: limit of a whole request body in bytes (all files of one request); 413 above.
+        max_pixels: limit of width x height of an uploaded image (read before decoding); 422 above.
+        analyzer: an existing :class:`arcface.pipeline.FaceAnalyzer` to share instead of loading one.
+        det_size: detector canvas side in pixels (multiple of 32) when the analyzer is built here.
+        max_concurrent: inferences run at once (default: CPU cores); further requests wait their turn.
+        gallery_backend: vector index of galleries: ``"auto"`` (FAISS if installed), ``"numpy"``, ...
+    """
+    if api_key is not None and not api_key:
+        api_key = None
+    if analyzer is None:
+        from arcface.pipeline import FaceAnalyzer
+
+        analyzer = FaceAnalyzer(pack=pack, det_size=det_size)
+    service = FaceService(
+        analyzer,
+        gallery_root=gallery_root,
+        max_pixels=max_pixels,
+        max_upload_bytes=max_upload_bytes,
+        max_concurrent=max_concurrent,
+        gallery_backend=gallery_backend,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()
+
+    from arcface import __version__
+
+    app = FastAPI(
+        title="arcface",
+        version=__version__,
+        description="Face detection, embedding, 1:1 verification and 1:N identification with ArcFace. "
+        "Similarities and thresholds are cosine in [-1, 1]; coordinates are pixels of the uploaded image "
+        '(after EXIF orientation); errors are JSON {"error": {"code", "message", "field"}}.',
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness check (no auth)")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pack": service.analyzer.pack.name}
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth_dependency(api_key))])
+
+    @v1.get("/config", tags=["meta"], summary="Models, digests, threshold with provenance, limits")
+    def config() -> dict[str, Any]:
+        return service.config()
+
+    @v1.post("/embed", tags=["faces"], summary="Detect faces and return boxes, landmarks and embeddings")
+    def embed(
+        image: Annotated[UploadFile, File(description="photo (JPEG, PNG, WebP, BMP, PGM/PPM)")],
+        embeddings: Annotated[bool, Query(description="include the 512-d embeddings")] = True,
+    ) -> dict[str, Any]:
+        return service.embed(_upload("image", image), with_embeddings=embeddings)
+
+    @v1.post("/verify", tags=["faces"], summary="Are the largest faces of two photos the same person?")
+    def verify(
+        image_a: Annotated[UploadFile, File(description="first photo")],
+        image_b: Annotated[UploadFile, File(description="second photo")],
+        threshold: Annotated[float | None, Form(description="cosine threshold (default: calibrated)")] = None,
+    ) -> dict[str, Any]:
+        return service.verify(_upload("image_a", image_a), _upload("image_b", image_b), threshold)
+
+    @v1.post("/identify", tags=["galleries"], summary="Identify every face of a photo against a gallery")
+    def identify(
+        image: Annotated[UploadFile, File(description="photo")],
+        gallery: Annotated[str, Form(description="gallery name")],
+        top_k: Annotated[int, Form(description=f"candidates per face, 1..{MAX_TOP_K}")] = 5,
+        threshold: Annotated[float | None, Form(description="cosine threshold (default: the gallery's)")] = None,
+    ) -> dict[str, Any]:
+        return service.identify(_upload("image", image), gallery, top_k, threshold)
+
+    reg = service.galleries
+
+    @v1.get("/galleries", tags=["galleries"], summary="List galleries")
+    def list_galleries() -> dict[str, Any]:
+        return {"galleries": reg.names(), "persistent": reg.persistent}
+
+    @v1.post("/galleries/{gallery}", tags=["galleries"], status_code=201, summary="Create an empty gallery")
+    def create_gallery(gallery: str) -> dict[str, Any]:
+        reg.create(gallery)
+        return reg.describe(gallery)
+
+    @v1.get("/galleries/{gallery}", tags=["galleries"], summary="Gallery summary")
+    def get_gallery(gallery: str) -> dict[str, Any]:
+        return reg.describe(gallery)
+
+    @v1.delete("/galleries/{gallery}", tags=["galleries"], summary="Delete a gallery and its files")
+    def delete_gallery(gallery: str) -> dict[str, Any]:
+        reg.delete(gallery)
+        return {"deleted": gallery}
+
+    @v1.get("/galleries/{gallery}/identities", tags=["galleries"], summary="List identities")
+    def list_identities(gallery: str) -> dict[str, Any]:
+        g = reg.get(gallery)
+        g.refresh()
+        return {"gallery": gallery, "identities": g.list()}
+
+    @v1.post(
+        "/galleries/{gallery}/identities",
+        tags=["galleries"],
+        status_code=201,
+        summary="Enrol (or extend) an identity with photos, the largest face of each",
+    )
+    def enroll(
+        gallery: str,
+        name: Annotated[str, Form(description="identity name")],
+        images: Annotated[list[UploadFile], File(description="one or more photos of that person")],
+        metadata: Annotated[str | None, Form(description="JSON object merged into the identity's metadata")] = None,
+        replace: Annotated[bool, Form(description="replace the identity's photos instead of adding")] = False,
+    ) -> dict[str, Any]:
+        meta = None
+        if metadata:
+            try:
+                meta = json.loads(metadata)
+            except ValueError as exc:
+                raise ApiError(422, "invalid_request", f"metadata is not valid JSON ({exc})", "metadata") from exc
+            if not isinstance(meta, dict):
+                raise ApiError(422, "invalid_request", "metadata must be a JSON object", "metadata")
+        uploads = [_upload(f"images[{i}]", up) for i, up in enumerate(images)]
+        return service.enroll(gallery, name, uploads, meta, replace)
+
+    def _identity_or_404(g: Any, gallery: str, identity: str) -> None:
+        if identity not in g:
+            raise ApiError(404, "identity_not_found", f"no identity {identity!r} in gallery {gallery!r}", "identity")
+
+    @v1.get("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="One identity")
+    def get_identity(gallery: str, identity: str) -> dict[str, Any]:
+        g = reg.get(gallery)
+        g.refresh()
+        _identity_or_404(g, gallery, identity)
+        return g.info(identity)
+
+    @v1.patch("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="Rename an identity")
+    def rename_identity(gallery: str, identity: str, body: RenameBody) -> dict[str, Any]:
+        with reg.writing(gallery) as g:
+            _identity_or_404(g, gallery, identity)
+            if body.name.strip() != identity and body.name.strip() in g:
+                raise ApiError(409, "identity_exists", f"an identity named {body.name!r} already exists", "name")
+            try:
+                g.rename(identity, body.name)
+            except InputError as exc:
+                raise ApiError(422, "invalid_identity", str(exc), "name") from exc
+            return g.info(body.name.strip())
+
+    @v1.delete("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="Delete an identity")
+    def delete_identity(gallery: str, identity: str) -> dict[str, Any]:
+        with reg.writing(gallery) as g:
+            _identity_or_404(g, gallery, identity)
+            g.remove(identity)
+        return {"gallery": gallery, "deleted": identity}
+
+    app.include_router(v1)
+    return app

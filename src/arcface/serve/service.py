@@ -1,0 +1,237 @@
+"""The service's shared state and request logic, independent of the web framework.
+
+One :class:`FaceService` per process holds the face analyzer (ONNX Runtime sessions, loaded once and
+shared by every request: sessions are thread-safe), a semaphore bounding how many inferences run at
+once (more would only oversubscribe the CPU cores), and the gallery registry. Its methods are
+blocking; the web layer runs them in a thread pool.
+
+Coordinates in answers are pixels of the uploaded image after EXIF orientation; embeddings are float32
+L2-normalised; similarities and thresholds are cosine in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from arcface.errors import InputError
+from arcface.gallery import EmbeddingContract
+from arcface.imageio import decode_image
+from arcface.pipeline import Face, FaceAnalyzer, largest_face
+from arcface.serve.errors import ApiError
+from arcface.serve.galleries import GalleryRegistry
+from arcface.verify import Threshold, threshold_for, verify_faces
+
+#: Default pixel limit of uploaded images (width x height read from the header before decoding).
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Default limit on the whole request body in bytes (all uploaded files of one request together).
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Most candidates one identification may ask for per face.
+MAX_TOP_K = 100
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the form field it came in, its file name and its bytes."""
+
+    field: str
+    filename: str | None
+    data: bytes
+
+    @property
+    def label(self) -> str:
+        return f"{self.field} ({self.filename})" if self.filename else self.field
+
+
+def face_json(face: Face, with_embedding: bool = True) -> dict[str, Any]:
+    """``{"bbox", "score", "kps"[, "embedding"]}``: pixels, confidence in [0, 1], unit float32 list."""
+    d = face.to_dict()
+    if with_embedding and face.embedding is not None:
+        d["embedding"] = [float(v) for v in np.asarray(face.embedding, np.float32)]
+    return d
+
+
+class FaceService:
+    """Analyzer + limits + galleries, shared by all requests.
+
+    Args:
+        analyzer: the face analyzer (built by the app factory from a pack, or given).
+        gallery_root: folder of named galleries; ``None`` keeps galleries in memory.
+        max_pixels: refuse images above this many pixels (checked from the header, before decoding).
+        max_upload_bytes: limit of one request body (enforced by the web layer; reported by ``config``).
+        max_concurrent: inferences allowed at once (default: the number of CPU cores).
+        gallery_backend: vector index of the galleries (``"auto"``: FAISS if installed, else numpy).
+    """
+
+    def __init__(
+        self,
+        analyzer: FaceAnalyzer,
+        gallery_root: str | os.PathLike | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        max_concurrent: int | None = None,
+        gallery_backend: str = "auto",
+    ) -> None:
+        if max_pixels <= 0 or max_upload_bytes <= 0:
+            raise InputError("max_pixels and max_upload_bytes must be positive")
+        self.analyzer = analyzer
+        self.max_pixels = int(max_pixels)
+        self.max_upload_bytes = int(max_upload_bytes)
+        self.max_concurrent = int(max_concurrent or os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self.contract = EmbeddingContract.from_analyzer(analyzer)
+        self.threshold: Threshold = threshold_for(analyzer.pack.recognizer_sha256)
+        self.galleries = GalleryRegistry(gallery_root, self.contract, self.threshold.value, gallery_backend)
+
+    # ------------------------------------------------------------------ images
+    def decode(self, upload: Upload) -> np.ndarray:
+        """uint8 RGB ``(H, W, 3)`` of an upload; 422 ``invalid_image`` naming the field otherwise."""
+        try:
+            return decode_image(upload.data, upload.label, self.max_pixels)
+        except InputError as exc:
+            raise ApiError(422, "invalid_image", str(exc), upload.field) from exc
+
+    def analyze(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces (with embeddings) of decoded images, one inference slot at a time."""
+        with self._slots:
+            return self.analyzer.analyze_many(list(images))
+
+    # ------------------------------------------------------------------ endpoints
+    def embed(self, upload: Upload, with_embeddings: bool = True) -> dict[str, Any]:
+        image = self.decode(upload)
+        faces = self.analyze([image])[0]
+        return {
+            "image": _image_json(image),
+            "faces": [face_json(f, with_embeddings) for f in faces],
+            "embedding_dim": self.contract.dim,
+            "model": self.model_id(),
+        }
+
+    def verify(self, a: Upload, b: Upload, threshold: float | None = None) -> dict[str, Any]:
+        _check_threshold(threshold)
+        images = [self.decode(a), self.decode(b)]
+        faces_a, faces_b = self.analyze(images)
+        for faces, up in ((faces_a, a), (faces_b, b)):
+            if not faces:
+                raise ApiError(422, "no_face", f"no face found in {up.label}", up.field)
+        result = verify_faces(faces_a, faces_b, self.analyzer.pack, threshold, names=(a.label, b.label))
+        out = result.to_dict()
+        out["images"] = {
+            up.field: {
+                **_image_json(img),
+                "faces": [face_json(f, False) for f in faces],
+                "used": _index_of(faces, used),
+            }
+            for up, img, faces, used in (
+                (a, images[0], faces_a, result.face_a),
+                (b, images[1], faces_b, result.face_b),
+            )
+        }
+        out["model"] = self.model_id()
+        return out
+
+    def identify(
+        self, upload: Upload, gallery_name: str, top_k: int = 5, threshold: float | None = None
+    ) -> dict[str, Any]:
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ApiError(422, "invalid_request", f"top_k must be in [1, {MAX_TOP_K}], got {top_k}", "top_k")
+        _check_threshold(threshold)
+        gallery = self.galleries.get(gallery_name)
+        image = self.decode(upload)
+        faces = self.analyze([image])[0]
+        gallery.refresh()  # see writes of other processes
+        thr = gallery.threshold if threshold is None else float(threshold)
+        results = gallery.search_batch(np.stack([f.embedding for f in faces]), top_k, thr) if faces else []
+        return {
+            "gallery": gallery_name,
+            "threshold": thr,
+            "image": _image_json(image),
+            "faces": [{**face_json(f, False), **r.to_dict()} for f, r in zip(faces, results)],
+            "model": self.model_id(),
+        }
+
+    def enroll(
+        self,
+        gallery_name: str,
+        name: str,
+        uploads: Sequence[Upload],
+        metadata: dict[str, Any] | None = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """Enrol ``name`` with the largest face of each photo (all photos or none)."""
+        if not uploads:
+            raise ApiError(422, "invalid_request", "give at least one photo in field 'images'", "images")
+        self.galleries.get(gallery_name)  # 404 before spending inference time
+        images = [self.decode(u) for u in uploads]
+        all_faces = self.analyze(images)
+        rows = []
+        for up, faces in zip(uploads, all_faces):
+            if not faces:
+                raise ApiError(422, "no_face", f"no face found in {up.label}", up.field)
+            rows.append(largest_face(faces).embedding)
+        with self.galleries.writing(gallery_name) as gallery:
+            try:
+                info = gallery.enroll(name, np.stack(rows), metadata, replace=replace, contract=self.contract)
+            except InputError as exc:
+                raise ApiError(422, "invalid_identity", str(exc), "name") from exc
+        return {"gallery": gallery_name, **info}
+
+    def model_id(self) -> dict[str, Any]:
+        pack = self.analyzer.pack
+        return {"pack": pack.name, "recognizer_sha256": pack.recognizer_sha256}
+
+    def config(self) -> dict[str, Any]:
+        """What this service runs: pack, digests, recognizer spec, threshold with provenance, limits."""
+        from arcface import __version__
+
+        pack = self.analyzer.pack
+        return {
+            "version": __version__,
+            "pack": {
+                "name": pack.name,
+                "source": pack.source,
+                "detector": os.path.basename(pack.detector),
+                "recognizer": os.path.basename(pack.recognizer),
+                "detector_sha256": pack.detector_sha256,
+                "recognizer_sha256": pack.recognizer_sha256,
+                "verified": pack.verified,
+                "licence": pack.licence,
+            },
+            "recognizer_spec": self.analyzer.embedder.spec.to_dict(),
+            "embedding_dim": self.contract.dim,
+            "similarity": "cosine in [-1, 1] of L2-normalised float32 embeddings",
+            "threshold": {
+                "value": self.threshold.value,
+                "far": self.threshold.far,
+                "calibrated": self.threshold.calibrated,
+                "provenance": self.threshold.provenance,
+            },
+            "limits": {
+                "max_upload_bytes": self.max_upload_bytes,
+                "max_pixels": self.max_pixels,
+                "max_top_k": MAX_TOP_K,
+                "max_concurrent_inferences": self.max_concurrent,
+            },
+            "galleries": {"persistent": self.galleries.persistent, "backend": self.galleries.backend},
+        }
+
+    def close(self) -> None:
+        self.galleries.close()
+
+
+def _image_json(image: np.ndarray) -> dict[str, int]:
+    return {"width": int(image.shape[1]), "height": int(image.shape[0])}
+
+
+def _index_of(faces: Sequence[Face], face: Face) -> int:
+    return next(i for i, f in enumerate(faces) if f is face)
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise ApiError(422, "invalid_request", f"threshold must be a cosine in [-1, 1], got {threshold}", "threshold")

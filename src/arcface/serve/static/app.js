@@ -1,0 +1,155 @@
+// Compare two photos with the arcface service: POST v1/verify, then draw boxes and landmarks.
+// No external scripts: this page must work offline. Coordinates from the server are pixels of the
+// upright (EXIF-oriented) image; the canvas is scaled from those.
+"use strict";
+
+(function () {
+  const MAX_SIDE = 520; // canvas display size in CSS pixels (longest side)
+  const KPS_COLOURS = ["#2456d6", "#2456d6", "#1a9e3a", "#d0312d", "#d0312d"]; // eyes, nose, mouth corners
+  const files = { a: null, b: null };
+  const bitmaps = { a: null, b: null };
+  let requestId = 0;
+
+  const $ = (id) => document.getElementById(id);
+
+  function setStatus(text, isError) {
+    const el = $("status");
+    el.textContent = text;
+    el.classList.toggle("error", Boolean(isError));
+  }
+
+  function resetResult() {
+    $("similarity").textContent = "–";
+    $("similarity").removeAttribute("data-similarity");
+    $("verdict").textContent = "–";
+    $("verdict").className = "value";
+    $("threshold").textContent = "–";
+  }
+
+  async function loadBitmap(file) {
+    try {
+      return await createImageBitmap(file, { imageOrientation: "from-image" });
+    } catch (e) {
+      return null; // not an image the browser can show; the server will say why
+    }
+  }
+
+  // Draw the photo and, when given, its faces: info = {width, height, faces: [{bbox, kps, score}], used}.
+  function draw(side, info) {
+    const canvas = $("canvas-" + side);
+    const bmp = bitmaps[side];
+    const w = info ? info.width : bmp ? bmp.width : 0;
+    const h = info ? info.height : bmp ? bmp.height : 0;
+    if (!w || !h) {
+      canvas.width = 0;
+      canvas.height = 0;
+      return;
+    }
+    const scale = Math.min(1, MAX_SIDE / Math.max(w, h));
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(w * scale * dpr);
+    canvas.height = Math.round(h * scale * dpr);
+    canvas.style.width = Math.round(w * scale) + "px";
+    const ctx = canvas.getContext("2d");
+    const k = scale * dpr; // image pixels -> canvas pixels
+    if (bmp) {
+      ctx.drawImage(bmp, 0, 0, canvas.width, canvas.height);
+    } else {
+      ctx.fillStyle = "#ccc";
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+    }
+    if (!info) return;
+    const line = Math.max(2, Math.round(2 * dpr));
+    info.faces.forEach((face, i) => {
+      const used = i === info.used;
+      const [x1, y1, x2, y2] = face.bbox;
+      ctx.lineWidth = used ? line * 1.5 : line;
+      ctx.strokeStyle = used ? "#1a9e3a" : "rgba(120,120,120,0.9)";
+      ctx.strokeRect(x1 * k, y1 * k, (x2 - x1) * k, (y2 - y1) * k);
+      const r = Math.max(2.5 * dpr, (x2 - x1) * k * 0.025);
+      face.kps.forEach(([x, y], j) => {
+        ctx.beginPath();
+        ctx.arc(x * k, y * k, r, 0, 2 * Math.PI);
+        ctx.fillStyle = used ? KPS_COLOURS[j] : "rgba(200,200,200,0.9)";
+        ctx.fill();
+      });
+    });
+  }
+
+  function describeFaces(side, info) {
+    const n = info ? info.faces.length : 0;
+    $("faces-" + side).textContent = info
+      ? n + (n === 1 ? " face" : " faces") + (n > 1 ? " (the largest, in green, was compared)" : "")
+      : "";
+  }
+
+  async function compare() {
+    if (!files.a || !files.b) {
+      setStatus(files.a || files.b ? "Now choose the other photo." : "Waiting for two photos.");
+      return;
+    }
+    const id = ++requestId;
+    resetResult();
+    setStatus("Comparing…");
+    const form = new FormData();
+    form.append("image_a", files.a, files.a.name || "a");
+    form.append("image_b", files.b, files.b.name || "b");
+    const headers = {};
+    const key = $("api-key").value.trim();
+    if (key) headers["X-API-Key"] = key;
+    let res, body;
+    try {
+      res = await fetch("v1/verify", { method: "POST", body: form, headers });
+      body = await res.json();
+    } catch (e) {
+      if (id === requestId) setStatus("Could not reach the server: " + e, true);
+      return;
+    }
+    if (id !== requestId) return; // a newer comparison has started
+    if (!res.ok) {
+      const err = (body && body.error) || {};
+      const where = err.field ? " [" + err.field + "]" : "";
+      setStatus("Error " + res.status + where + ": " + (err.message || res.statusText), true);
+      ["a", "b"].forEach((s) => { draw(s, null); describeFaces(s, null); });
+      return;
+    }
+    const sim = body.similarity;
+    $("similarity").textContent = sim.toFixed(4);
+    $("similarity").setAttribute("data-similarity", String(sim));
+    $("verdict").textContent = body.same ? "Same person" : "Different people";
+    $("verdict").className = "value " + (body.same ? "same" : "different");
+    $("threshold").textContent = body.threshold.toFixed(4);
+    draw("a", body.images.image_a);
+    draw("b", body.images.image_b);
+    describeFaces("a", body.images.image_a);
+    describeFaces("b", body.images.image_b);
+    const notes = (body.notes || []).join("; ");
+    setStatus("Cosine similarity " + sim.toFixed(4) + " vs threshold " + body.threshold.toFixed(4) +
+      (notes ? ". " + notes : "."));
+  }
+
+  async function setFile(side, file) {
+    if (!file) return;
+    files[side] = file;
+    bitmaps[side] = await loadBitmap(file);
+    $("drop-" + side).classList.add("has-image");
+    draw(side, null);
+    describeFaces(side, null);
+    await compare();
+  }
+
+  ["a", "b"].forEach((side) => {
+    const input = $("file-" + side);
+    const zone = $("drop-" + side);
+    input.addEventListener("change", () => setFile(side, input.files[0]));
+    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      zone.classList.remove("over");
+      const f = e.dataTransfer && e.dataTransfer.files[0];
+      if (f) setFile(side, f);
+    });
+  });
+  $("api-key").addEventListener("change", compare);
+})();

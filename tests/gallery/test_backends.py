@@ -1,0 +1,200 @@
+"""Every vector-index backend against a brute-force reference, through random upserts and removals."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arcface.errors import DependencyError, InputError
+from arcface.gallery import Gallery
+from arcface.gallery.backends import VectorIndex, make_index
+
+D = 48
+HAS_FAISS = importlib.util.find_spec("faiss") is not None
+HAS_MILVUS = importlib.util.find_spec("pymilvus") is not None and importlib.util.find_spec("milvus_lite")
+needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss-cpu is not installed")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Reference:
+    def __init__(self) -> None:
+        self.vecs: dict[int, np.ndarray] = {}
+
+    def upsert(self, ids: np.ndarray, x: np.ndarray) -> None:
+        self.vecs.update({int(i): v for i, v in zip(ids, x, strict=True)})
+
+    def remove(self, ids: np.ndarray) -> None:
+        for i in ids:
+            self.vecs.pop(int(i), None)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array(sorted(self.vecs), np.int64)
+        sims = q @ np.stack([self.vecs[i] for i in ids]).T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, order, 1), ids[order]
+
+
+def milvus_index(tmp_path: Path) -> VectorIndex:
+    if not HAS_MILVUS:
+        pytest.skip("pymilvus/milvus-lite are not installed")
+    try:
+        return make_index("milvus", D, uri=str(tmp_path / "m.db"), collection="t")
+    except DependencyError as exc:
+        pytest.skip(f"milvus-lite does not work here: {exc}")
+
+
+FACTORIES = {
+    "numpy": lambda tmp: make_index("numpy", D),
+    "faiss-flat": lambda tmp: make_index("faiss", D, ann_threshold=None),
+    "faiss-flat-native": lambda tmp: make_index("faiss", D, ann_threshold=None, exact_search="faiss"),
+    "faiss-hnsw": lambda tmp: make_index("faiss", D, force="hnsw", ef_search=64),
+    "faiss-ivf": lambda tmp: make_index("faiss", D, ann_threshold=60, ann="ivf", nlist=8, nprobe=8),
+    "milvus": milvus_index,
+}
+EXACT = {
+    "numpy",
+    "faiss-flat",
+    "faiss-flat-native",
+    "faiss-ivf",
+    "milvus",
+}  # IVF with nprobe == nlist visits every cell
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_backend_matches_brute_force_through_updates(name: str, tmp_path: Path) -> None:
+    if name.startswith("faiss") and not HAS_FAISS:
+        pytest.skip("faiss-cpu is not installed")
+    index = FACTORIES[name](tmp_path)
+    ref = Reference()
+    rng = np.random.default_rng(7)
+    assert len(index) == 0
+    sims, ids = index.search(unit(rng.standard_normal((2, D))), 3)
+    assert (ids == -1).all() and np.isneginf(sims).all()
+    next_id = 0
+    steps = 4 if name == "milvus" else 8
+    for _step in range(steps):
+        n_new = int(rng.integers(10, 30))
+        new_ids = np.arange(next_id, next_id + n_new, dtype=np.int64)
+        next_id += n_new
+        live = np.array(sorted(ref.vecs), np.int64)
+        upd = rng.choice(live, size=min(5, live.size), replace=False) if live.size else live[:0]
+        batch_ids = np.concatenate([new_ids, upd])
+        x = unit(rng.standard_normal((batch_ids.size, D)))
+        index.upsert(batch_ids, x)
+        ref.upsert(batch_ids, x)
+        live = np.array(sorted(ref.vecs), np.int64)
+        gone = rng.choice(live, size=min(7, live.size // 4), replace=False)
+        index.remove(np.concatenate([gone, [10**9]]))  # unknown ids are ignored
+        ref.remove(gone)
+        assert len(index) == len(ref.vecs)
+        q = unit(rng.standard_normal((6, D)))
+        k = 5
+        got_s, got_i = index.search(q, k)
+        want_s, want_i = ref.search(q, k)
+        assert got_s.shape == (6, k) and got_i.dtype == np.int64
+        if name in EXACT:
+            np.testing.assert_array_equal(got_i, want_i)
+            np.testing.assert_allclose(got_s, want_s, atol=1e-5)
+        else:
+            assert set(np.unique(got_i)) <= set(ref.vecs)  # never a removed or replaced vector
+            assert (got_i[:, 0] == want_i[:, 0]).mean() >= 0.8
+        # a stored vector finds itself with similarity 1
+        probe = np.array(sorted(ref.vecs)[:3], np.int64)
+        s1, i1 = index.search(np.stack([ref.vecs[int(i)] for i in probe]), 1)
+        np.testing.assert_array_equal(i1[:, 0], probe)
+        np.testing.assert_allclose(s1[:, 0], 1.0, atol=1e-5)
+    if name == "faiss-ivf":
+        assert index.mode == "ivf"  # crossed ann_threshold=60 during the updates
+    index.reset()
+    assert len(index) == 0 and (index.search(q, 2)[1] == -1).all()
+    index.close()
+
+
+@needs_faiss
+def test_faiss_switches_to_ann_above_threshold_and_rebuilds_after_deletes() -> None:
+    rng = np.random.default_rng(3)
+    index = make_index("faiss", D, ann_threshold=100, ann="hnsw")
+    x = unit(rng.standard_normal((150, D)))
+    index.upsert(np.arange(99), x[:99])
+    assert index.mode == "flat"
+    index.upsert(np.arange(99, 150), x[99:])
+    assert index.mode == "hnsw" and len(index) == 150
+    _, ids = index.search(x[:20], 1)
+    assert (ids[:, 0] == np.arange(20)).mean() >= 0.95
+    index.remove(np.arange(0, 60))  # > 1/4 dead: rebuilt from the live vectors, back to exact
+    assert index.mode == "flat" and len(index) == 90
+    s, ids = index.search(x[60:150], 1)
+    np.testing.assert_array_equal(ids[:, 0], np.arange(60, 150))
+
+
+def test_bad_backend_arguments() -> None:
+    with pytest.raises(InputError, match="unknown gallery backend"):
+        make_index("annoy", D)
+    with pytest.raises(InputError, match="expected shape"):
+        make_index("numpy", D).upsert(np.arange(2), np.ones((2, D + 1)))
+    with pytest.raises(InputError, match="duplicates"):
+        make_index("numpy", D).upsert(np.array([1, 1]), np.ones((2, D)))
+    with pytest.raises(InputError, match="uri"):
+        make_index("milvus", D)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss", "milvus"])
+def test_gallery_on_each_backend_survives_reopen(backend: str, tmp_path: Path) -> None:
+    if backend == "faiss" and not HAS_FAISS:
+        pytest.skip("faiss-cpu is not installed")
+    if backend == "milvus" and not HAS_MILVUS:
+        pytest.skip("pymilvus/milvus-lite are not installed")
+    rng = np.random.default_rng(11)
+    centres = unit(rng.standard_normal((12, D)))
+    db = tmp_path / "g"
+    try:
+        g = Gallery(db, backend=backend, threshold=0.5)
+    except DependencyError as exc:
+        pytest.skip(f"{backend} does not work here: {exc}")
+    g.enroll_many({f"p{i}": unit(c + 0.1 * rng.standard_normal((2, D))) for i, c in enumerate(centres)})
+    g.rename("p0", "zero")
+    g.remove("p1")
+    g.enroll("p2", unit(rng.standard_normal(D)), replace=True)  # template changes: index updated
+    g.close()
+    h = Gallery(db, backend=backend, threshold=0.5)  # index rebuilt from the gallery files
+    res = h.search_batch(centres)
+    assert [r.identity for r in res] == ["zero", "unknown", "unknown"] + [f"p{i}" for i in range(3, 12)]
+    assert len(h.index) == 11
+    h.close()
+
+
+@needs_faiss
+def test_faiss_index_cache_is_used_only_for_the_state_it_reflects(tmp_path: Path, monkeypatch) -> None:
+    from arcface.gallery.backends.faiss_index import FaissIndex
+    from arcface.gallery.gallery import INDEX_CACHE
+
+    builds: list[int] = []
+    real_build = FaissIndex._build
+    monkeypatch.setattr(
+        FaissIndex, "_build", lambda self, ids, vecs: builds.append(len(ids)) or real_build(self, ids, vecs)
+    )
+    rng = np.random.default_rng(5)
+    x = unit(rng.standard_normal((80, D)))
+    db = tmp_path / "g"
+    opts = {"backend": "faiss", "backend_options": {"ann_threshold": 50, "ann": "hnsw"}, "index_cache_min": 10}
+    g = Gallery(db, **opts)
+    g.enroll_many({f"p{i}": x[i] for i in range(70)})
+    assert g.index.mode == "hnsw" and builds == [70]
+    g.close()
+    assert (db / INDEX_CACHE).exists()
+
+    h = Gallery(db, **opts)  # same state: loaded, not rebuilt
+    assert builds == [70] and h.index.mode == "hnsw" and len(h.index) == 70
+    assert [r.identity for r in h.search_batch(x[:70], threshold=0.9)] == [f"p{i}" for i in range(70)]
+    h.enroll("late", x[75])  # another handle changes the gallery...
+    other = Gallery(db, **opts)  # ...while the cache on disk is stale: rebuilt from the files
+    assert builds[-1] == 71 and other.search(x[75], threshold=0.9).identity == "late"
+    (db / INDEX_CACHE).write_bytes(b"garbage")
+    Gallery(db, **opts)  # an unreadable cache is ignored
+    assert builds[-1] == 71 and len(builds) == 3

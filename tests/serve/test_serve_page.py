@@ -1,0 +1,122 @@
+"""The web page in headless Chromium (selenium): pick two photos, read the similarity, compare with the API.
+
+Skipped when selenium, chromium or chromedriver is missing. CI installs them with
+``apt-get install -y chromium chromium-driver`` and ``pip install selenium``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+SCREENSHOT_DIR = os.environ.get("ARCFACE_SCREENSHOT_DIR")
+
+
+def _find(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    chrome = _find("chromium", "chromium-browser", "google-chrome")
+    driver_path = _find("chromedriver")
+    if chrome is None or driver_path is None:
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="arcface-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,1000",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_page_compares_two_photos(browser, live_server, vectron_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    a, b = vectron_dir / "gdp.jpg", vectron_dir / "yaoming.jpg"
+    browser.get(live_server.url + "/")
+    assert "Compare two faces" in browser.title or "compare two faces" in browser.title
+    browser.find_element(By.ID, "file-a").send_keys(str(a))
+    browser.find_element(By.ID, "file-b").send_keys(str(b))
+    sim_el = browser.find_element(By.ID, "similarity")
+    WebDriverWait(browser, 60).until(lambda d: sim_el.get_attribute("data-similarity"))
+    shown = float(sim_el.get_attribute("data-similarity"))
+
+    with httpx.Client(base_url=live_server.url, timeout=60) as c:
+        files = {"image_a": (a.name, a.read_bytes()), "image_b": (b.name, b.read_bytes())}
+        api = c.post("/v1/verify", files=files).json()
+    assert shown == pytest.approx(api["similarity"], abs=1e-6)
+    assert sim_el.text == f"{api['similarity']:.4f}"
+    verdict = browser.find_element(By.ID, "verdict").text
+    assert verdict == ("Same person" if api["same"] else "Different people")
+    assert browser.find_element(By.ID, "threshold").text == f"{api['threshold']:.4f}"
+    assert browser.find_element(By.ID, "faces-a").text.startswith(f"{api['faces']['a']} faces")
+
+    # the canvases hold the photos at the server's reported aspect ratio, with boxes drawn in green
+    for side, key in (("a", "image_a"), ("b", "image_b")):
+        w, h = browser.execute_script(
+            f"const c = document.getElementById('canvas-{side}'); return [c.width, c.height];"
+        )
+        info = api["images"][key]
+        assert w > 0 and abs(w / h - info["width"] / info["height"]) < 0.02
+        face = info["faces"][info["used"]]
+        x1, y1, x2, y2 = face["bbox"]
+        scale = w / info["width"]
+        # a pixel on the left edge of the used face's box is the box colour (green)
+        r, g, b_ = browser.execute_script(
+            f"const c = document.getElementById('canvas-{side}');"
+            f"return Array.from(c.getContext('2d').getImageData({round(x1 * scale)}, "
+            f"{round((y1 + y2) / 2 * scale)}, 1, 1).data.slice(0, 3));"
+        )
+        assert g > 120 and r < 80 and b_ < 100, (side, r, g, b_)
+
+    shot = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shot.mkdir(parents=True, exist_ok=True)
+    png = shot / "serve_page.png"
+    assert browser.save_screenshot(str(png))
+    assert png.stat().st_size > 10_000
+
+
+def test_page_shows_errors(browser, live_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a photo")
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "file-a").send_keys(str(bad))
+    browser.find_element(By.ID, "file-b").send_keys(str(bad))
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: "Error" in status.text)
+    assert "422" in status.text and "image_a" in status.text
+    assert browser.find_element(By.ID, "similarity").text == "–"
