@@ -28,12 +28,29 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):  # make the rename durable
-        dfd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a directory's entries to disk (makes a rename or create durable); a no-op where unsupported."""
+    with contextlib.suppress(OSError):
+        dfd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` so that readers see either the old file or the whole new one."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """UTF-8 text written atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 from arcface.errors import InputError
 from arcface.eval.metrics import DEFAULT_FARS, VerificationSummary, summarize_verification
 from arcface.eval.models import embed_crops
+from arcface.io_utils import atomic_write
 
 MAX_BIN_BYTES = 4 << 30  # refuse absurd files before reading them
 
@@ -246,14 +246,6 @@ def write_bin(path: str | os.PathLike[str], images: Sequence[Any], issame: Seque
         raise InputError(f"write_bin: {len(images)} images for {len(flags)} pairs (expected 2 per pair)")
     blobs = [_encode(im, quality, f"image {i}") for i, im in enumerate(images)]
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((blobs, flags), f, protocol=4)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(out) as f:
+        pickle.dump((blobs, flags), f, protocol=4)
     return out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import require
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+from arcface.io_utils import atomic_write, atomic_write_text
 
 
 def _jsonable(x: Any) -> Any:
@@ -129,14 +113,9 @@ def plot_roc(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix or ".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, bbox_inches="tight")
-        os.replace(tmp, out)
+        with atomic_write(out) as f:
+            fig.savefig(f, format=(out.suffix.lstrip(".") or "png").lower(), bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

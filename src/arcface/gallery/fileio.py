@@ -1,54 +1,19 @@
-"""Crash-safe file primitives: atomic replace, directory fsync and an inter-process file lock."""
+"""Crash-safe file primitives: an inter-process file lock (atomic writes come from :mod:`arcface.io_utils`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from arcface.errors import DependencyError
+from arcface.io_utils import atomic_write_bytes, fsync_dir
 
 try:  # POSIX advisory locks
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-
-def fsync_dir(path: str | Path) -> None:
-    """Flush a directory entry table to disk (makes a rename/create durable). No-op where unsupported."""
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
-
-    Writes a temporary file in the same directory, fsyncs it, ``os.replace``-s it over ``path`` and
-    fsyncs the directory.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 class FileLock:
@@ -94,3 +59,6 @@ class FileLock:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
+
+
+__all__ = ["FileLock", "atomic_write_bytes", "fsync_dir"]
