@@ -101,3 +101,26 @@ def test_spec_config_round_trip_and_preprocess(tmp_path):
     # BGR model: the red value lands in channel 2, normalised with that channel's mean/std.
     assert x[0, 2, 0, 0] == pytest.approx((9 - 3.0) / 8.0)
     assert x[0, 0, 0, 0] == pytest.approx((0 - 1.0) / 2.0)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(),
+        ModelSpec(task="detection", std=(128.0, 128.0, 128.0)),
+        ModelSpec(color_order="BGR", mean=(1.0, 2.0, 3.0), std=(5.0, 5.0, 5.0)),
+        ModelSpec(color_order="BGR", mean=(1.0, 2.0, 3.0), std=(2.0, 4.0, 8.0)),
+        ModelSpec(layout="NHWC", mean=(10.0, 20.0, 30.0), std=(3.0, 3.0, 3.0)),
+    ],
+)
+def test_preprocess_matches_float64_reference(spec):
+    import numpy as np
+
+    x = np.random.default_rng(0).integers(0, 256, (3, 20, 16, 3), dtype=np.uint8)
+    ref = (x[..., ::-1] if spec.color_order == "BGR" else x).astype(np.float64)
+    ref = (ref - np.array(spec.mean)) / np.array(spec.std)
+    if spec.layout == "NCHW":
+        ref = ref.transpose(0, 3, 1, 2)
+    out = spec.preprocess(x)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(out, ref, atol=1e-5)

@@ -22,7 +22,10 @@ COMMAND_MODULES: list[str] = [
     "arcface.cli.models",
     "arcface.cli.gallery",
     "arcface.cli.evaluate",
+    "arcface.cli.train",
     "arcface.cli.nn",
+    "arcface.cli.export",
+    "arcface.cli.invert",
     "arcface.cli.serve",
 ]
 

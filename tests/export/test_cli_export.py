@@ -1,0 +1,73 @@
+"""``arcface export onnx|quantize``: exit codes, clear errors, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from arcface.cli import main  # noqa: E402
+
+
+def _tiny_checkpoint(tmp_path):
+    from arcface.train.config import TrainConfig
+    from arcface.train.models import build_backbone
+
+    torch.manual_seed(0)
+    cfg = TrainConfig.from_dict({"model": {"network": "tiny", "embedding_size": 64, "width": 8}})
+    ckpt = tmp_path / "rank0.pt"
+    torch.save({"backbone": build_backbone("tiny", 64, 0.0, 8).state_dict(), "config": cfg.to_dict()}, ckpt)
+    return ckpt
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    code = main(["export", "onnx", str(tmp_path / "nope.pth"), str(tmp_path / "m.onnx")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nope.pth" in err and "not found" in err
+
+
+def test_unknown_arch(tmp_path, capsys):
+    sd = tmp_path / "backbone.pth"
+    torch.save({"w": torch.zeros(1)}, sd)
+    assert main(["export", "onnx", str(sd), str(tmp_path / "m.onnx"), "--arch", "resnet9000"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown arch 'resnet9000'" in err and "iresnet50" in err
+    assert main(["export", "onnx", str(sd), str(tmp_path / "m.onnx")]) == 2
+    assert "--arch" in capsys.readouterr().err
+
+
+def test_unknown_pack_name(tmp_path, capsys):
+    assert main(["export", "onnx", "no_such_pack", str(tmp_path / "m.onnx")]) == 2
+    assert "not a model pack" in capsys.readouterr().err
+
+
+def test_export_then_quantize(tmp_path, capsys, real_crops):
+    from arcface.imageio import save_image
+
+    ckpt = _tiny_checkpoint(tmp_path)
+    out = tmp_path / "model" / "tiny.onnx"
+    assert main(["export", "onnx", str(ckpt), str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "parity torch vs onnxruntime, batch 7: min cosine" in text
+    assert out.is_file() and (out.parent / "config.json").is_file()
+
+    assert main(["export", "onnx", str(ckpt), str(tmp_path / "j" / "tiny.onnx"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["arch"] == "tiny" and min(res["parity_min_cosine"].values()) >= 0.9999
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, crop in enumerate(real_crops[:6]):  # 112x112 images are taken as aligned crops
+        save_image(calib / f"{i}.png", crop)
+    q = tmp_path / "model" / "tiny_int8.onnx"
+    assert main(["export", "quantize", str(out), str(q), "--calib", str(calib), "--no-eval"]) == 0
+    assert "6 calibration faces" in capsys.readouterr().out
+    assert q.is_file() and (q.parent / "tiny_int8.json").is_file()
+
+    assert main(["export", "quantize", str(tmp_path / "none.onnx"), str(q)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["export", "quantize", str(out), str(q), "--calib", str(tmp_path / "nodir")]) == 2
+    assert "calibration folder not found" in capsys.readouterr().err
