@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="int8-quantize an ONNX recognizer and measure the accuracy change",
         description="Quantize an fp32 ONNX recognizer to int8 with ONNX Runtime (static QDQ calibrated on "
         "aligned faces, or dynamic), write <stem>.json beside it, then compare it with the fp32 model: "
-        "embedding cosine, verification accuracy on ../shared/data's labelled pairs (when present) and "
+        "embedding cosine, verification accuracy on labelled pairs (with --eval-data) and "
         "faces/s at batch 32.",
     )
     q.add_argument("input", metavar="IN.onnx", help="fp32 ONNX recognizer")
@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-data",
         default=None,
         metavar="DIR",
-        help="folder with deepface_pairs.csv (default ../shared/data when present)",
+        help="folder laid out like ../shared/data (deepface_pairs.csv, deepface_labels.csv, deepface_by_identity/)",
     )
     q.add_argument("--no-eval", action="store_true", help="skip the accuracy/speed comparison")
     q.add_argument("--seconds", type=float, default=3.0, help="timing per model in the speed test (default 3)")
@@ -131,13 +131,10 @@ def cmd_export_quantize(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from arcface.export.compare import compare_recognizers, format_report
-        from arcface.export.crops import shared_data_dir
 
-        data = Path(args.eval_data) if args.eval_data else shared_data_dir()
+        data = Path(args.eval_data) if args.eval_data else None
         if data is not None and not (data / "deepface_pairs.csv").is_file():
-            if args.eval_data:
-                raise InputError(f"{data}: no deepface_pairs.csv there")
-            data = None
+            raise InputError(f"{data}: no deepface_pairs.csv there")
         report = compare_recognizers(args.input, res.path, data, seconds=args.seconds)
     if args.json:
         print_json({"quantized": res.to_dict(), "comparison": report})

@@ -86,18 +86,9 @@ def wheel_photo_paths() -> list[Path]:
     return [d / n for n in WHEEL_PHOTOS if (d / n).is_file()]
 
 
-def shared_data_dir() -> Path | None:
-    """``<repo>/../shared/data`` when present (real labelled photos used for measurements)."""
-    d = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    return d if d.is_dir() else None
-
-
 @lru_cache(maxsize=4)
 def _reference(n: int) -> np.ndarray:
     paths = wheel_photo_paths()
-    shared = shared_data_dir()
-    if shared is not None:
-        paths += sorted((shared / "deepface_by_identity").glob("*/*.jpg"))
     try:
         crops = crops_from_images(paths, limit=n)
     except (InputError, ModelError) as exc:
@@ -112,7 +103,7 @@ def _reference(n: int) -> np.ndarray:
 
 
 def reference_crops(n: int = 16) -> np.ndarray:
-    """``n`` real aligned crops (wheel photos first, then ``../shared/data``), random pixels if none.
+    """``n`` real aligned crops from the default pack's sample photos, padded with random pixels if too few.
 
     The result is cached and read-only. uint8 ``(n, 112, 112, 3)`` RGB.
     """

@@ -326,10 +326,10 @@ def export_onnx(
         raise InputError(f"export needs an NCHW recognition spec, got task={base.task!r} layout={base.layout!r}")
     w, h = base.input_size or (112, 112)
     if crops is None:
-        from arcface.export.crops import reference_crops, shared_data_dir, wheel_photo_paths
+        from arcface.export.crops import reference_crops, wheel_photo_paths
 
         crops = reference_crops(max(PARITY_BATCHES))
-        real = bool(wheel_photo_paths() or shared_data_dir())
+        real = bool(wheel_photo_paths())
     else:
         crops = np.asarray(crops)
         real = True

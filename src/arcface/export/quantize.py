@@ -85,19 +85,11 @@ def spec_for(path: str | os.PathLike) -> ModelSpec:
 
 
 def default_calibration_crops(limit: int = 64) -> np.ndarray:
-    """Real aligned crops for calibration: the default pack's sample photos, then ``../shared/data``'s
-    ``face_recognition_by_identity`` and ``multi_face`` (not the deepface set used to measure accuracy).
-    uint8 ``(N, 112, 112, 3)`` RGB."""
-    from arcface.export.crops import crops_from_images, shared_data_dir, wheel_photo_paths
-    from arcface.imageio import iter_image_files
+    """Real aligned crops for calibration: the faces in the default pack's sample photos.
+    uint8 ``(N, 112, 112, 3)`` RGB. Pass ``calib=`` (a folder of your own photos) for a better calibration."""
+    from arcface.export.crops import crops_from_images, wheel_photo_paths
 
-    paths = wheel_photo_paths()
-    shared = shared_data_dir()
-    if shared is not None:
-        for sub in ("face_recognition_by_identity", "multi_face"):
-            if (shared / sub).is_dir():
-                paths += iter_image_files([shared / sub])
-    crops = crops_from_images(paths, limit=limit)
+    crops = crops_from_images(wheel_photo_paths(), limit=limit)
     if len(crops) == 0:
         raise InputError("no calibration faces found (default pack photos missing); pass a folder with --calib")
     return crops
