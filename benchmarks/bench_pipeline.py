@@ -96,7 +96,7 @@ def main() -> None:
                 crop = align_faces(im, dets.kps[k : k + 1])
                 emb.embed(crop, batch_size=1)
 
-    ours, base = alternate(lambda: fa.analyze_many(imgs), per_face_loop, args.rounds, 1)
+    ours, base = alternate(lambda: fa.analyze_many(imgs), per_face_loop, args.rounds, 3)
     print(f"\n3. end to end on {len(imgs)} multi-face photos ({n_faces} faces)")
     print(f"   library analyze_many   {len(imgs) / ours:6.2f} images/s")
     print(f"   per-image per-face     {len(imgs) / base:6.2f} images/s")

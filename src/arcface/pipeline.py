@@ -122,7 +122,10 @@ class FaceAnalyzer:
             from tqdm import tqdm
 
             bar = tqdm(total=len(images), unit="img", desc="analyze", leave=False)
-        det_batch = 8 if self.detector.batched else 1
+        # Batched detection pays off on GPUs; on CPU one canvas per run is faster (measured: 4 images at 640x640
+        # take 111 ms as one batch of 4 and 86 ms one by one). Recognition is batched either way.
+        on_gpu = "CUDAExecutionProvider" in self.detector.session.get_providers()
+        det_batch = 8 if (self.detector.batched and on_gpu) else 1
         for start in range(0, len(images), det_batch):
             chunk = [load_image(src) for src in images[start : start + det_batch]]
             for img, det in zip(chunk, self.detector.detect_many(chunk, batch_size=det_batch)):
