@@ -35,14 +35,6 @@ def labelled_sets() -> dict[str, list[tuple[Path, str]]]:
     return sets
 
 
-def load_pgm_or_image(path: Path):
-    import cv2
-
-    if path.suffix == ".pgm":
-        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return path
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
@@ -51,7 +43,7 @@ def main() -> None:
     fa = FaceAnalyzer()
     genuine, impostor, missed = [], [], {}
     for name, items in labelled_sets().items():
-        faces = fa.analyze_many([load_pgm_or_image(p) for p, _ in items], progress=True)
+        faces = fa.analyze_many([p for p, _ in items], progress=True)
         embs, labels = [], []
         for (p, ident), fs in zip(items, faces):
             if not fs:

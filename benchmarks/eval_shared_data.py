@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     analyzer = resolve_analyzer(args.model)
     from arcface.align import align_faces
-    from arcface.eval.faces import read_image as load_image
+    from arcface.imageio import load_image
 
     images = sorted({p for pairs in sets.values() for a, b, _ in pairs for p in (a, b)})
     crops, index, no_face = [], {}, []

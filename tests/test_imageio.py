@@ -149,6 +149,14 @@ def test_iter_image_files_recurses(tmp_path):
         iter_image_files([tmp_path / "missing"])
 
 
+def test_ascii_netpbm_with_comment():
+    # P2 (ASCII gray) with a comment line between the magic and the size, as AT&T-style tools write it.
+    data = b"P2\n# made by hand\n3 2\n255\n0 128 255\n10 20 30\n"
+    out = load_image(data)
+    assert out.shape == (2, 3, 3)
+    np.testing.assert_array_equal(out[..., 0], [[0, 128, 255], [10, 20, 30]])
+
+
 def test_pgm_grayscale(tmp_path):
     gray = (np.arange(30 * 20).reshape(30, 20) % 256).astype(np.uint8)
     p = tmp_path / "g.pgm"

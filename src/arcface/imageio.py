@@ -1,7 +1,7 @@
 """Image decoding with clear errors.
 
 :func:`load_image` returns ``uint8`` arrays of shape ``(H, W, 3)`` in **RGB** order, values ``[0, 255]``,
-whatever the input: JPEG, PNG, WebP, BMP or binary PGM/PPM given as a path or as bytes, or an in-memory array.
+whatever the input: JPEG, PNG, WebP, BMP or Netpbm (PBM/PGM/PPM) given as a path or as bytes, or an in-memory array.
 
 - EXIF orientation (JPEG) is applied, so the array is upright as a viewer shows it.
 - Grayscale is replicated to 3 channels; 16-bit images are scaled to 8 bits (``v // 257``, rounded);
@@ -15,6 +15,7 @@ whatever the input: JPEG, PNG, WebP, BMP or binary PGM/PPM given as a path or as
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -28,7 +29,7 @@ ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 #: Default limit on width x height before decoding (80 megapixels, e.g. 10000 x 8000).
 MAX_PIXELS = 80_000_000
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "BMP", "PGM/PPM")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "BMP", "Netpbm (PBM/PGM/PPM)")
 
 
 def _sniff(data: bytes) -> str | None:
@@ -40,7 +41,7 @@ def _sniff(data: bytes) -> str | None:
         return "WebP"
     if data[:2] == b"BM":
         return "BMP"
-    if data[:2] in (b"P5", b"P6") and data[2:3].isspace():
+    if data[:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
         return "PNM"
     return None
 
@@ -80,8 +81,8 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
         if fmt == "BMP":
             w, h = struct.unpack("<ii", data[18:26])
             return abs(w), abs(h)
-        if fmt == "PNM":
-            fields = data[2:64].split()
+        if fmt == "PNM":  # "P5 <width> <height> ...", '#' comments allowed between fields
+            fields = re.sub(rb"#[^\n]*", b"", data[2:1024]).split()
             return int(fields[0]), int(fields[1])
         if fmt == "WebP":
             chunk = data[12:16]
@@ -238,7 +239,7 @@ def save_image(path: str | os.PathLike, image_rgb: np.ndarray) -> None:
         raise InputError(f"{path}: could not write image (unknown extension or unwritable folder)")
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pbm", ".pgm", ".ppm", ".pnm")
 
 
 def iter_image_files(paths: list[str | os.PathLike]) -> list[Path]:

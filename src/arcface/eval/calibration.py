@@ -106,15 +106,16 @@ def score_pairs(
 
     Pairs with a photo where no face is found are dropped (listed in ``skipped``).
     """
-    from arcface.eval.faces import default_aligner, read_image
+    from arcface.eval.faces import default_aligner
     from arcface.eval.models import embed_crops, input_size, progress
+    from arcface.imageio import load_image
 
     align = aligner or default_aligner()
     size = input_size(embedder)[0]
     uniq = list(dict.fromkeys(pairs.a + pairs.b))
     crops, found, skipped = [], {}, []
     for q in progress(uniq, len(uniq), "detect", show_progress):
-        img = read_image(q)
+        img = load_image(q)
         det = detector.detect(img)
         if len(det) == 0:
             skipped.append(str(q))

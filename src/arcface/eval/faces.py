@@ -9,14 +9,14 @@ crop: the central square of side ``fallback_fraction * min(H, W)`` resized to th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from arcface.imageio import load_image
 
 Aligner = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
@@ -26,27 +26,6 @@ def default_aligner() -> Aligner:
     from arcface.align import align_faces
 
     return align_faces
-
-
-NETPBM_SUFFIXES = (".pgm", ".ppm", ".pbm", ".pnm")
-
-
-def read_image(path: Any) -> np.ndarray:
-    """Decode a path or bytes into ``uint8`` RGB via :func:`arcface.imageio.load_image`.
-
-    Netpbm files (``.pgm``/``.ppm``, as in the AT&T/ORL face set), which the library loader does not
-    accept, are decoded with OpenCV (gray is expanded to 3 channels).
-    """
-    from arcface.imageio import load_image
-
-    if isinstance(path, str | os.PathLike) and Path(path).suffix.lower() in NETPBM_SUFFIXES:
-        arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-        if arr is None:
-            from arcface.errors import InputError
-
-            raise InputError(f"{path}: cannot decode image")
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-    return load_image(path)
 
 
 def select_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
@@ -112,7 +91,7 @@ def iter_face_crops(
     size: int = 112,
     fallback_fraction: float = 0.5,
     stats: CropStats | None = None,
-    loader: Callable[[Any], np.ndarray] = read_image,
+    loader: Callable[[Any], np.ndarray] = load_image,
 ) -> Iterator[np.ndarray]:
     """Aligned crops of photos (paths or bytes), one per source; fills ``stats`` as it goes."""
     align = aligner or default_aligner()

@@ -28,9 +28,10 @@ import numpy as np
 
 from arcface.embed.base import l2_normalize
 from arcface.errors import InputError
-from arcface.eval.faces import Aligner, default_aligner, read_image
+from arcface.eval.faces import Aligner, default_aligner
 from arcface.eval.metrics import VerificationSummary, cmc, summarize_verification, tpir_at_fpir
 from arcface.eval.models import embed_crops, input_size
+from arcface.imageio import load_image
 
 IJB_FARS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -98,7 +99,7 @@ def load_meta(root: str | os.PathLike[str], target: str = "IJBC") -> IjbMeta:
 
 def _aligned_crops(root: Path, meta: IjbMeta, aligner: Aligner, size: int) -> Iterator[np.ndarray]:
     for name, kps in zip(meta.image_names, meta.landmarks, strict=True):
-        yield aligner(read_image(root / "loose_crop" / name), kps[None], size)[0]
+        yield aligner(load_image(root / "loose_crop" / name), kps[None], size)[0]
 
 
 def face_embeddings(

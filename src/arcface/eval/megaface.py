@@ -125,11 +125,12 @@ def embed_folder_images(
 ) -> np.ndarray:
     """Embeddings of image files: through ``detector`` + alignment, or (``detector=None``) taken as
     already aligned crops and resized to the embedder input."""
-    from arcface.eval.faces import iter_face_crops, read_image
+    from arcface.eval.faces import iter_face_crops
+    from arcface.imageio import load_image
 
     size = input_size(embedder)
     if detector is None:
-        crops = (fit_crop(read_image(q), size) for q in paths)
+        crops = (fit_crop(load_image(q), size) for q in paths)
     else:
         crops = iter_face_crops(paths, detector, size=size[0], stats=stats)
     return embed_crops(embedder, crops, batch_size, flip, total=len(paths), desc=desc, show_progress=show_progress)
