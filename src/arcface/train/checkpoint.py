@@ -51,14 +51,11 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] 
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``torch.save`` written atomically (temporary file beside ``path``, fsync, ``os.replace``)."""
+    from arcface.io_utils import atomic_write
+
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def checkpoint_root(output: str | os.PathLike) -> Path:

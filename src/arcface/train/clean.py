@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from arcface.errors import InputError
+from arcface.io_utils import atomic_write_text
 from arcface.train.verification import embed_images
 
 DEFAULT_THRESHOLD_DEG = 75.0
@@ -125,12 +126,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
 
     def write_list(name: str, mask: np.ndarray) -> None:
-        tmp = out / f".{name}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for key, lab, m in zip(keys, labels, mask, strict=True):
-                if m:
-                    fh.write(f"{key}\t{int(lab)}\n")
-        os.replace(tmp, out / name)
+        lines = (f"{key}\t{int(lab)}\n" for key, lab, m in zip(keys, labels, mask, strict=True) if m)
+        atomic_write_text(out / name, "".join(lines))
 
     write_list("cleaned.lst", result.keep)
     write_list("dropped.lst", ~result.keep)
@@ -149,9 +146,7 @@ def write_report(
         "angle_deg_percentiles": {str(p): float(np.percentile(deg, p)) for p in (5, 25, 50, 75, 95)},
         "per_class": per_class,
     }
-    tmp = out / ".clean_report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "clean_report.json")
+    atomic_write_text(out / "clean_report.json", json.dumps(report, indent=1) + "\n")
     try:
         import matplotlib
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from pathlib import Path
+
+from arcface.io_utils import atomic_write_text
 
 
 class ScalarLogger:
@@ -22,10 +25,9 @@ class ScalarLogger:
             with open(self.path, newline="", encoding="utf-8") as fh:
                 rows = [r for r in csv.reader(fh)]
             keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resume_step] if rows else []
-            tmp = self.path.with_suffix(".csv.tmp")
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                csv.writer(fh).writerows(keep)
-            os.replace(tmp, self.path)
+            buf = io.StringIO(newline="")
+            csv.writer(buf).writerows(keep)
+            atomic_write_text(self.path, buf.getvalue())
         new = not self.path.is_file() or self.path.stat().st_size == 0
         self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._fh)

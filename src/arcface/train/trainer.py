@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from arcface.errors import InputError
+from arcface.io_utils import atomic_write_text
 from arcface.train import checkpoint as ckpt
 from arcface.train.config import TrainConfig, validate
 from arcface.train.data import Augment, FaceDataset, ResumableSampler, open_dataset
@@ -192,9 +193,7 @@ class Trainer:
         self.logger: ScalarLogger | None = None
         if self.ctx.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
-            tmp = self.output / ".config.json.tmp"
-            tmp.write_text(cfg.to_json() + "\n", encoding="utf-8")
-            os.replace(tmp, self.output / "config.json")
+            atomic_write_text(self.output / "config.json", cfg.to_json() + "\n")
             self.logger = ScalarLogger(self.output, cfg.run.tensorboard, resume_step=self.step if resumed else None)
 
     # ------------------------------------------------------------------------------------- checkpoints
