@@ -112,7 +112,17 @@ class FaceAnalyzer:
         embed: bool = True,
         progress: bool = False,
     ) -> list[list[Face]]:
-        """Faces of several images; the faces of all images are embedded together in large batches."""
+        """Faces of several images; the faces of all images are embedded together in large batches.
+
+        Args:
+            images: paths, encoded bytes or uint8 RGB ``(H, W, 3)`` arrays (see :func:`arcface.imageio.load_image`).
+            with_crops: keep each face's aligned uint8 RGB 112x112 crop in ``Face.crop``.
+            embed: compute ``Face.embedding`` (float32, L2-normalised); ``False`` only detects.
+            progress: show a progress bar (stderr).
+        Returns:
+            One list of :class:`Face` per image, in input order; faces in descending detection score,
+            coordinates in pixels of that image.
+        """
         images = list(images)
         results: list[list[Face]] = []
         pending_crops: list[np.ndarray] = []

@@ -47,7 +47,10 @@ def threshold_for(recognizer_sha256: str) -> Threshold:
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of rows of ``a`` (N, D) and ``b`` (M, D) -> (N, M); works on 1-D vectors too."""
+    """Cosine similarity in ``[-1, 1]`` of rows of ``a`` (N, D) and ``b`` (M, D) -> (N, M); 1-D vectors too.
+
+    Rows need not be normalised. For unit vectors the squared L2 distance is ``2 - 2 * cosine``.
+    """
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if a.shape[-1] != b.shape[-1]:
