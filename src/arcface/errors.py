@@ -20,7 +20,11 @@ class ModelError(ArcFaceError):
 
 
 class NoFaceError(ArcFaceError):
-    """No face was found where one was required."""
+    """No face was found where one was required; ``image`` names the input when known."""
+
+    def __init__(self, message: str, image: str | None = None) -> None:
+        super().__init__(message)
+        self.image = image
 
 
 class DependencyError(ArcFaceError, ImportError):

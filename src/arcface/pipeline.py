@@ -11,7 +11,7 @@ import numpy as np
 from arcface.align import align_faces
 from arcface.detect.scrfd import SCRFD
 from arcface.embed.onnx import OnnxEmbedder
-from arcface.errors import InputError, NoFaceError
+from arcface.errors import InputError, ModelError, NoFaceError
 from arcface.imageio import ImageInput, load_image
 from arcface.zoo import Pack, load_pack
 
@@ -48,6 +48,34 @@ class Face:
             "score": round(float(self.score), 4),
             "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
         }
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """An input that could not be analysed: its position, its name and why (the error's message)."""
+
+    index: int
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "source": self.source, "error": self.reason}
+
+
+class AnalysisBatch(list):
+    """What :meth:`FaceAnalyzer.analyze_many` returns: a list with one ``list[Face]`` per input image.
+
+    ``errors`` lists the inputs that could not be read (``on_error="skip"``); their entry is ``[]``.
+    """
+
+    def __init__(self, items: Iterable[list[Face]] = (), errors: list[ImageFailure] | None = None) -> None:
+        super().__init__(items)
+        self.errors: list[ImageFailure] = list(errors or [])
+
+    @property
+    def failed(self) -> set[int]:
+        """Indices of the inputs listed in ``errors``."""
+        return {e.index for e in self.errors}
 
 
 def largest_face(faces: Sequence[Face]) -> Face:
@@ -101,6 +129,35 @@ class FaceAnalyzer:
         self.batch_size = batch_size
         self.crop_size = (self.pack.recognizer_spec.input_size or (112, 112))[0]
 
+    def self_test(self) -> dict:
+        """Run the detector and the recognizer once on synthetic input; raise :class:`ModelError` if unusable.
+
+        Catches what a model file's header does not show (a recognizer expecting another input size, a
+        graph that fails at run time, an output of the wrong shape) before any user request is served.
+        Returns ``{"detector": "ok", "recognizer": "ok", "embedding_dim": D}``.
+        """
+        side = self.crop_size
+        ramp = np.linspace(0, 255, side, dtype=np.float32)
+        crop = np.stack(
+            [np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, ramp[::-1]) / 2, np.outer(ramp, ramp) / 255], -1
+        )
+        crop = crop.astype(np.uint8)[None]
+        rec = self.pack.recognizer
+        try:
+            emb = self.embedder.embed(crop)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(
+                f"recognizer {self.pack.recognizer}: fails on a {side}x{side} crop ({_first_line(exc)})"
+            ) from exc
+        dim = self.embedder.dim
+        if emb.shape != (1, dim) or not np.isfinite(emb).all() or abs(float(np.linalg.norm(emb)) - 1) > 1e-3:
+            raise ModelError(f"recognizer {rec}: gives an unusable embedding (shape {emb.shape}, expected (1, {dim}))")
+        try:
+            self.detector.detect(np.zeros((64, 64, 3), np.uint8))
+        except Exception as exc:
+            raise ModelError(f"detector {self.pack.detector}: fails on a blank image ({_first_line(exc)})") from exc
+        return {"detector": "ok", "recognizer": "ok", "embedding_dim": dim}
+
     def analyze(self, image: ImageInput, with_crops: bool = False, embed: bool = True) -> list[Face]:
         """All faces of one image, in descending detection score."""
         return self.analyze_many([image], with_crops=with_crops, embed=embed)[0]
@@ -111,7 +168,8 @@ class FaceAnalyzer:
         with_crops: bool = False,
         embed: bool = True,
         progress: bool = False,
-    ) -> list[list[Face]]:
+        on_error: str = "raise",
+    ) -> AnalysisBatch:
         """Faces of several images; the faces of all images are embedded together in large batches.
 
         Args:
@@ -119,12 +177,16 @@ class FaceAnalyzer:
             with_crops: keep each face's aligned uint8 RGB 112x112 crop in ``Face.crop``.
             embed: compute ``Face.embedding`` (float32, L2-normalised); ``False`` only detects.
             progress: show a progress bar (stderr).
+            on_error: ``"raise"`` stops at the first unreadable input (:class:`InputError` naming it);
+                ``"skip"`` goes on, gives the input an empty face list and records it in ``.errors``.
         Returns:
-            One list of :class:`Face` per image, in input order; faces in descending detection score,
-            coordinates in pixels of that image.
+            An :class:`AnalysisBatch`: one list of :class:`Face` per image, in input order; faces in
+            descending detection score, coordinates in pixels of that image; ``.errors`` for skipped inputs.
         """
+        if on_error not in ("raise", "skip"):
+            raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         images = list(images)
-        results: list[list[Face]] = []
+        results = AnalysisBatch()
         pending_crops: list[np.ndarray] = []
         pending_faces: list[Face] = []
         bar = None
@@ -137,8 +199,22 @@ class FaceAnalyzer:
         on_gpu = "CUDAExecutionProvider" in self.detector.session.get_providers()
         det_batch = 8 if (self.detector.batched and on_gpu) else 1
         for start in range(0, len(images), det_batch):
-            chunk = [load_image(src) for src in images[start : start + det_batch]]
-            for img, det in zip(chunk, self.detector.detect_many(chunk, batch_size=det_batch)):
+            chunk = []
+            for k, src in enumerate(images[start : start + det_batch]):
+                try:
+                    chunk.append(load_image(src))
+                except InputError as exc:
+                    if on_error == "raise":
+                        raise
+                    results.errors.append(ImageFailure(start + k, _name(src, f"#{start + k}"), str(exc)))
+                    chunk.append(None)
+            readable = [img for img in chunk if img is not None]
+            found = iter(self.detector.detect_many(readable, batch_size=det_batch) if readable else [])
+            for img in chunk:
+                if img is None:
+                    results.append([])
+                    continue
+                det = next(found)
                 crops = align_faces(img, det.kps, self.crop_size) if len(det) else None
                 faces = []
                 for i in range(len(det)):
@@ -183,6 +259,11 @@ class FaceAnalyzer:
 
         faces_a, faces_b = self.analyze_many([a, b])
         return verify_faces(faces_a, faces_b, self.pack, threshold, names=(_name(a, "a"), _name(b, "b")))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _name(src: ImageInput, default: str) -> str:

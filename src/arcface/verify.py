@@ -100,7 +100,7 @@ def verify_faces(faces_a, faces_b, pack, threshold: float | None = None, names=(
 
     for faces, name in ((faces_a, names[0]), (faces_b, names[1])):
         if not faces:
-            raise NoFaceError(f"no face found in {name}")
+            raise NoFaceError(f"no face found in {name}", image=name)
     fa, fb = largest_face(faces_a), largest_face(faces_b)
     notes = [
         f"{len(f)} faces in {n}: the largest was used"

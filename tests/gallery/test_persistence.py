@@ -92,7 +92,7 @@ def test_torn_tail_is_ignored_then_truncated_by_next_writer(tmp_path: Path) -> N
     np.testing.assert_array_equal(k.embeddings("three"), e3)
 
 
-def test_bad_checksum_in_the_middle_is_reported_not_skipped(tmp_path: Path) -> None:
+def test_bad_checksum_in_the_middle_is_reported_quarantined_and_never_erased(tmp_path: Path, caplog) -> None:
     rng = np.random.default_rng(3)
     db = tmp_path / "g"
     g = Gallery(db, backend="numpy")
@@ -103,9 +103,89 @@ def test_bad_checksum_in_the_middle_is_reported_not_skipped(tmp_path: Path) -> N
     data = bytearray(journal.read_bytes())
     first_end = data.index(b"\n")
     data[first_end + 30] ^= 0x01  # flip a bit inside record 2 of 3
+    damaged_line = bytes(data).splitlines()[1]
     journal.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="corrupt"):
-        Gallery(db, backend="numpy")
+    with caplog.at_level("WARNING", logger="arcface.gallery"):
+        h = Gallery(db, backend="numpy")
+    assert h.names == ["a", "c"]  # the records around the damage still apply
+    assert "line 2 is damaged" in caplog.text
+    assert [(d.line, d.raw) for d in h._store.damaged] == [(2, damaged_line)]
+    h.enroll("d", unit(rng, 1))  # the next writer quarantines the bad line, then compacts
+    kept = db / "quarantine" / "journal-000001.line-2.bad"
+    assert kept.read_bytes() == damaged_line
+    assert "checksum" in (db / "quarantine" / "journal-000001.line-2.bad.txt").read_text()
+    assert Gallery(db, backend="numpy").names == ["a", "c", "d"]
+    assert Gallery(db, backend="numpy")._store.damaged == []
+
+
+def test_flipped_byte_in_the_last_record_is_reported_and_kept(tmp_path: Path, caplog) -> None:
+    """Case 7 of the trust issue: one flipped byte in the last line used to drop that identity silently."""
+    rng = np.random.default_rng(4)
+    db = tmp_path / "g"
+    g = Gallery(db, backend="numpy")
+    g.enroll("first", unit(rng, 1))
+    g.enroll("last", unit(rng, 1))
+    g.close()
+    journal = journal_path(db)
+    data = bytearray(journal.read_bytes())
+    data[-20] ^= 0x04  # inside the base64 embedding of the last record; the newline stays
+    journal.write_bytes(bytes(data))
+    last_line = bytes(data).splitlines()[-1]
+    with caplog.at_level("WARNING", logger="arcface.gallery"):
+        h = Gallery(db, backend="numpy")
+    assert "line 2 is damaged" in caplog.text and h.names == ["first"]
+    h.enroll("next", unit(rng, 1))  # a later writer must not erase it
+    assert (db / "quarantine" / "journal-000001.line-2.bad").read_bytes() == last_line
+
+
+def test_valid_checksum_with_bad_fields_is_damage_not_a_crash(tmp_path: Path) -> None:
+    """Records that pass their CRC but carry wrong fields used to raise raw KeyError/ValueError."""
+    from arcface.gallery.store import _encode_line
+
+    rng = np.random.default_rng(5)
+    db = tmp_path / "g"
+    g = Gallery(db, backend="numpy")
+    g.enroll("a", unit(rng, 1))
+    g.close()
+    journal = journal_path(db)
+    bad = [
+        {"seq": 2, "time": 0, "ops": [{"op": "remove", "name": "nobody"}]},
+        {"seq": 3, "time": 0, "ops": [{"op": "enroll", "name": "x", "id": 5, "emb": {"shape": [1, 3], "f32": "AA"}}]},
+        {"seq": 4, "time": 0, "ops": [{"op": "rename", "old": "a"}]},
+        {"seq": 5, "time": 0, "ops": [{"nope": 1}]},
+        {"seq": 1, "time": 0, "ops": [{"op": "remove", "name": "a"}]},  # replayed old sequence number
+    ]
+    with open(journal, "ab") as f:
+        for payload in bad:
+            f.write(_encode_line(payload))
+    h = Gallery(db, backend="numpy")
+    assert h.names == ["a"]
+    assert [d.line for d in h._store.damaged] == [2, 3, 4, 5, 6]
+    assert "does not exist" in h._store.damaged[0].reason
+
+
+def test_missing_manifest_is_rebuilt_not_wiped(tmp_path: Path) -> None:
+    """Case 2: deleting manifest.json then enrolling used to rewrite the journal empty (every identity lost)."""
+    rng = np.random.default_rng(6)
+    db = tmp_path / "g"
+    g = Gallery(db, backend="numpy")
+    people = {f"p{i}": unit(rng, 1) for i in range(4)}
+    for name, e in people.items():
+        g.enroll(name, e)
+    g.compact()
+    g.enroll("after-compaction", unit(rng, 1))
+    g.close()
+    (db / MANIFEST).unlink()
+    k = Gallery(db, backend="numpy")  # what `arcface gallery --db D enroll X photo.jpg` opens
+    assert k.names == sorted([*people, "after-compaction"])
+    k.enroll("x", unit(rng, 1))
+    assert json.loads((db / MANIFEST).read_text())["generation"] == 2
+    reopened = Gallery(db, backend="numpy")
+    assert reopened.names == sorted([*people, "after-compaction", "x"])
+    for name, e in people.items():
+        np.testing.assert_array_equal(reopened.embeddings(name), e)
+    (db / MANIFEST).write_text("{garbage")  # a damaged manifest is rebuilt the same way
+    assert Gallery(db, backend="numpy").names == reopened.names
 
 
 def test_creation_killed_before_its_manifest_can_be_redone(tmp_path: Path) -> None:

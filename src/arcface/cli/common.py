@@ -24,6 +24,29 @@ def analyzer_from_args(args: argparse.Namespace, **kw: Any):
     return FaceAnalyzer(pack=args.pack, det_size=args.det_size, det_threshold=args.det_threshold, flip=args.flip, **kw)
 
 
+def add_batch_options(p: argparse.ArgumentParser) -> None:
+    """``--strict`` for commands that process many files (bad files are otherwise listed and skipped)."""
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 if any file cannot be read (default: list such files on stderr and go on)",
+    )
+
+
+def report_failures(failures: list[dict[str, Any]], strict: bool, succeeded: int) -> int | None:
+    """Print one line per failed file on stderr; the exit code to return early with, or None to go on.
+
+    Returns 2 when ``strict`` and something failed, or when nothing succeeded at all.
+    """
+    for f in failures:
+        print(f"arcface: skipped {f['source']}: {f['error']}", file=sys.stderr)
+    if failures and (strict or succeeded == 0):
+        what = "--strict" if strict and succeeded else "no file could be read"
+        print(f"arcface: error: {len(failures)} file(s) failed ({what})", file=sys.stderr)
+        return 2
+    return None
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")

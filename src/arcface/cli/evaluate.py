@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arcface.cli.common import add_batch_options
 from arcface.errors import InputError
 
 
@@ -65,6 +66,7 @@ def _common(p: argparse.ArgumentParser, default_fars: str = "1e-4,1e-3,1e-2,1e-1
     p.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation")
     p.add_argument("--far", type=_fars, default=_fars(default_fars), help=f"FAR targets (default {default_fars})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_batch_options(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -126,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ca.add_argument("--batch-size", type=int, default=64)
     ca.add_argument("--json", action="store_true", help="print the result as JSON")
     ca.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_batch_options(ca)
     ca.set_defaults(func=_run_calibrate)
 
 
@@ -150,6 +153,12 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], curves: list, ti
                     f"{r['model']}: {r['n_undetected']} of {r['n_images']} images had no detected face "
                     "(centre-crop fallback)"
                 )
+    unreadable = [u for r in rows for u in r.get("unreadable", [])]
+    for u in unreadable:
+        print(f"arcface: unreadable {u['source']}: {u['error']} (scored as a grey crop)", file=sys.stderr)
+    if unreadable and getattr(args, "strict", False):
+        print(f"arcface: error: {len(unreadable)} unreadable image(s) (--strict)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -320,6 +329,10 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
         )
         scores, labels, skipped = ps.scores, ps.labels, ps.skipped
+        for image, reason in ps.unreadable:
+            print(f"arcface: skipped {image}: {reason} (its pairs were dropped)", file=sys.stderr)
+        if ps.unreadable and args.strict:
+            raise InputError(f"{len(ps.unreadable)} unreadable image(s) in {pairs_path} (--strict)")
     op = calibrate(scores, labels, args.far)
     result: dict[str, Any] = {
         **op.to_dict(),
@@ -327,6 +340,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         "n_genuine": int(labels.sum()),
         "n_impostor": int((~labels).sum()),
         "images_without_face": skipped,
+        "errors": [{"source": q, "error": r} for q, r in (ps.unreadable if model is not None else [])],
     }
     if op.far == 0 and labels.size and (~labels).sum() * args.far < 1:
         result["warning"] = (

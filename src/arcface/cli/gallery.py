@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from arcface.cli.common import add_pack_options, analyzer_from_args, print_json
+from arcface.cli.common import (
+    add_batch_options,
+    add_pack_options,
+    analyzer_from_args,
+    print_json,
+    report_failures,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="photos of that person (files or folders)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata (repeatable)")
     p.add_argument("--replace", action="store_true", help="replace the identity's photos instead of adding")
+    add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_enroll)
 
@@ -69,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--method", default="average", choices=("average", "single"), help="linkage (default average)")
     c.add_argument("--largest", action="store_true", help="only the largest face of each photo")
     c.add_argument("--out", type=Path, default=None, help="write the clusters as JSON here (default stdout)")
+    add_batch_options(c)
     add_pack_options(c)
     c.set_defaults(func=cmd_cluster)
 
@@ -103,17 +111,41 @@ def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, 
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from arcface.errors import InputError
+    import numpy as np
+
+    from arcface.errors import InputError, NoFaceError
     from arcface.imageio import iter_image_files
+    from arcface.pipeline import largest_face
 
     meta = parse_meta(args.meta)
     files = iter_image_files(args.images)
     if not files:
         raise InputError(f"no image files in {' '.join(args.images)}")
     fa = analyzer_from_args(args)
+    per_image = fa.analyze_many(files, on_error="skip")
+    failures = [e.to_dict() for e in per_image.errors]
+    failures += [
+        {"index": k, "source": str(path), "error": "no face found"}
+        for k, (path, faces) in enumerate(zip(files, per_image, strict=True))
+        if not faces and k not in per_image.failed
+    ]
+    rows = [largest_face(faces).embedding for faces in per_image if faces]
+    early = report_failures(failures, args.strict, len(rows))
+    if early is not None:
+        if not rows and len(failures) == sum(f["error"] == "no face found" for f in failures):
+            raise NoFaceError(f"no face found in any photo of {args.name!r}")
+        return early
+    from arcface.gallery import EmbeddingContract
+
     with _open(args, fa, create=True) as gallery:
-        info = gallery.enroll_images(args.name, files, meta, analyzer=fa, replace=args.replace)
-        print(f"enrolled {info['name']!r}: {len(files)} photo(s), {info['images']} in total; {len(gallery)} identities")
+        info = gallery.enroll(
+            args.name, np.stack(rows), meta, replace=args.replace, contract=EmbeddingContract.from_analyzer(fa)
+        )
+        skipped = f", {len(failures)} skipped" if failures else ""
+        print(
+            f"enrolled {info['name']!r}: {len(rows)} photo(s){skipped}, {info['images']} in total; "
+            f"{len(gallery)} identities"
+        )
     return 0
 
 
@@ -190,9 +222,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
     from arcface.errors import InputError
     from arcface.gallery import cluster_embeddings, default_threshold
-    from arcface.gallery.faces import largest_face
     from arcface.gallery.fileio import atomic_write_bytes
     from arcface.imageio import iter_image_files
+    from arcface.pipeline import largest_face
 
     if not args.dir.is_dir():
         raise InputError(f"{args.dir}: not a folder")
@@ -201,15 +233,21 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         raise InputError(f"no image files under {args.dir}")
     fa = analyzer_from_args(args)
     threshold = default_threshold(fa.pack.recognizer_sha256) if args.threshold is None else args.threshold
-    per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20)
+    per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20, on_error="skip")
+    errors = [e.to_dict() for e in per_image.errors]
+    early = report_failures(errors, args.strict, len(files) - len(errors))
+    if early is not None:
+        return early
     items, no_face = [], []
-    for path, faces in zip(files, per_image, strict=True):
+    for k, (path, faces) in enumerate(zip(files, per_image, strict=True)):
         if not faces:
-            no_face.append(str(path))
+            if k not in per_image.failed:
+                no_face.append(str(path))
             continue
         chosen = [largest_face(faces)] if args.largest else faces
         for face in chosen:
-            items.append((str(path), faces.index(face), face))
+            # by identity: list.index would compare the faces' numpy fields (and raise)
+            items.append((str(path), next(i for i, f in enumerate(faces) if f is face), face))
     labels = (
         cluster_embeddings(np.stack([f.embedding for _, _, f in items]), threshold, args.method)
         if items
@@ -231,6 +269,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         "faces": len(items),
         "clusters": clusters,
         "no_face": no_face,
+        "errors": errors,
     }
     if args.out:
         atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))

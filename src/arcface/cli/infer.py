@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from arcface.cli.common import add_pack_options, analyzer_from_args, print_json
+from arcface.cli.common import (
+    add_batch_options,
+    add_pack_options,
+    analyzer_from_args,
+    print_json,
+    report_failures,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-faces", action="store_true", help="embed every face, not only the largest per photo")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (embeddings as lists)")
-    out.add_argument("--out", type=Path, help="write an .npz: embeddings (N, D), paths, bboxes, scores, kps")
+    out.add_argument("--out", type=Path, help="write an .npz: embeddings (N, D), paths, bboxes, scores, kps, errors")
+    add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_embed)
 
@@ -38,8 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from arcface.errors import NoFaceError
+
     fa = analyzer_from_args(args)
-    res = fa.verify(args.image_a, args.image_b, threshold=args.threshold)
+    try:
+        res = fa.verify(args.image_a, args.image_b, threshold=args.threshold)
+    except NoFaceError as exc:
+        if not args.json:
+            raise
+        print_json({"error": str(exc), "code": "no_face", "image": exc.image})
+        return 1
     if args.json:
         d = res.to_dict()
         d["pack"] = fa.pack.name
@@ -55,19 +70,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from arcface.errors import InputError
     from arcface.imageio import iter_image_files
+    from arcface.pipeline import largest_face
 
+    if args.out is not None and args.out.is_dir():
+        raise InputError(f"--out {args.out}: is a directory; give a file name ending in .npz")
+    if args.out is not None and args.out.suffix.lower() != ".npz":
+        raise InputError(f"--out {args.out}: the output is an .npz archive; give a name ending in .npz")
     files = iter_image_files(args.paths)
     if not files:
         raise InputError(f"no image files under {' '.join(args.paths)}")
     fa = analyzer_from_args(args)
-    faces_per_image = fa.analyze_many(files, progress=sys.stderr.isatty() or len(files) > 20)
+    faces_per_image = fa.analyze_many(files, progress=sys.stderr.isatty() or len(files) > 20, on_error="skip")
+    errors = [e.to_dict() for e in faces_per_image.errors]
+    early = report_failures(errors, args.strict, len(files) - len(errors))
+    if early is not None:
+        return early
     rows = []
-    for path, faces in zip(files, faces_per_image):
-        chosen = faces if args.all_faces else ([max(faces, key=lambda f: f.area)] if faces else [])
-        if not faces:
+    for k, (path, faces) in enumerate(zip(files, faces_per_image)):
+        if not faces and k not in faces_per_image.failed:
             print(f"arcface: no face in {path}", file=sys.stderr)
-        for i, f in enumerate(chosen):
-            rows.append((str(path), i, f))
+        chosen = faces if args.all_faces else ([largest_face(faces)] if faces else [])
+        for f in chosen:
+            rows.append((str(path), _index(faces, f), f))
     if args.out:
         from arcface.io_utils import atomic_savez
 
@@ -82,6 +106,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             scores=np.array([f.score for _, _, f in rows], np.float32),
             kps=np.array([f.kps for _, _, f in rows], np.float32).reshape(-1, 5, 2),
             recognizer_sha256=np.array(fa.pack.recognizer_sha256),
+            error_paths=np.array([e["source"] for e in errors], dtype=str),
+            error_messages=np.array([e["error"] for e in errors], dtype=str),
         )
         print(f"wrote {len(rows)} embeddings from {len(files)} images to {args.out}", file=sys.stderr)
     elif args.json:
@@ -98,6 +124,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                     }
                     for p, i, f in rows
                 ],
+                "errors": errors,
             }
         )
     else:
@@ -106,10 +133,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0 if rows else 1
 
 
+def _index(faces: list, face: object) -> int:
+    """Position of ``face`` in ``faces`` by identity (``list.index`` compares numpy fields and fails)."""
+    return next(i for i, f in enumerate(faces) if f is face)
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from arcface.draw import draw_faces
-    from arcface.imageio import load_image, save_image
+    from arcface.errors import InputError
+    from arcface.imageio import IMAGE_EXTENSIONS, load_image, save_image
 
+    if args.draw is not None and args.draw.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"--draw {args.draw}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
     fa = analyzer_from_args(args)
     image = load_image(args.image)
     faces = fa.analyze(image, embed=False)

@@ -18,7 +18,9 @@ offsets in units of the stride). Anchor centres are ``(x*stride, y*stride)`` in 
 repeated A times.
 
 The image is letterboxed: scaled to fit ``input_size`` keeping its aspect ratio, pasted at the top-left
-corner of a zero canvas; coordinates are mapped back by the same scale.
+corner of a zero canvas; coordinates are mapped back by the same scale. The padded retry (a face that fills
+the photo) places the *downscaled* image inside a zero border on the canvas, so its memory is the canvas's,
+whatever the photo's size.
 """
 
 from __future__ import annotations
@@ -43,27 +45,50 @@ _LAYOUTS: dict[int, tuple[tuple[int, ...], int, bool]] = {
 }
 
 
+#: Largest detector canvas side in pixels (a 4096x4096 canvas already needs about 250 MB as float input).
+MAX_INPUT_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class Letterbox:
-    """Placement of an image on the detector canvas: ``canvas = image * scale`` at the top-left."""
+    """Placement of an image on the detector canvas: ``canvas = image * scale + offset`` (pixels)."""
 
     scale: float
     width: int
     height: int
+    offset: float = 0.0
+
+    def to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Canvas coordinates (any shape ending in x, y pairs) to pixels of the original image."""
+        return (xy - self.offset) / self.scale
 
 
-def letterbox(image_rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """Scale ``image_rgb`` to fit ``size = (width, height)``, pad bottom/right with zeros."""
+def letterbox(image_rgb: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, Letterbox]:
+    """Scale ``image_rgb`` to fit ``size = (width, height)``, pad bottom/right with zeros.
+
+    With ``pad > 0`` the canvas shows the image inside a zero border of ``pad`` pixels on every side
+    (scaled like the image), as if the bordered image had been letterboxed; the border is drawn on the
+    canvas, so a huge photo costs no full-resolution copy.
+    """
     h, w = image_rgb.shape[:2]
     tw, th = size
-    if h / w > th / tw:
-        nh, nw = th, max(1, int(th * w / h))
+    if pad <= 0:
+        if h / w > th / tw:
+            nh, nw = th, max(1, int(th * w / h))
+        else:
+            nw, nh = tw, max(1, int(tw * h / w))
+        scale, off = nh / h, 0
     else:
-        nw, nh = tw, max(1, int(tw * h / w))
-    scale = nh / h
+        fit = min(tw / (w + 2 * pad), th / (h + 2 * pad))
+        nw, nh = max(1, int(w * fit)), max(1, int(h * fit))
+        off = min(int(round(pad * fit)), tw - nw, th - nh)
+        scale = nh / h
     canvas = np.zeros((th, tw, 3), np.uint8)
-    canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return canvas, Letterbox(scale, nw, nh)
+    interp = cv2.INTER_AREA if nh < h // 2 else cv2.INTER_LINEAR
+    if pad <= 0:
+        interp = cv2.INTER_LINEAR  # the plain path stays bit-identical to insightface's letterbox
+    canvas[off : off + nh, off : off + nw] = cv2.resize(image_rgb, (nw, nh), interpolation=interp)
+    return canvas, Letterbox(scale, nw, nh, float(off))
 
 
 class SCRFD:
@@ -97,8 +122,10 @@ class SCRFD:
     ) -> None:
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
-        if any(v <= 0 or v % 32 for v in input_size):
-            raise InputError(f"detector input size must be positive multiples of 32, got {input_size}")
+        if any(not isinstance(v, int) or v <= 0 or v % 32 or v > MAX_INPUT_SIDE for v in input_size):
+            raise InputError(
+                f"detector input size must be multiples of 32 between 32 and {MAX_INPUT_SIDE}, got {input_size}"
+            )
         if not 0.0 <= score_threshold <= 1.0:
             raise InputError(f"score_threshold must lie in [0, 1], got {score_threshold}")
         self.spec = spec
@@ -158,8 +185,8 @@ class SCRFD:
         if not all_scores:
             return Detections.empty(self.has_kps)
         scores = np.concatenate(all_scores).astype(np.float32)
-        boxes = np.concatenate(all_boxes) / box.scale
-        kps = np.concatenate(all_kps) / box.scale if self.has_kps else None
+        boxes = box.to_image(np.concatenate(all_boxes))
+        kps = box.to_image(np.concatenate(all_kps)) if self.has_kps else None
         keep = nms(boxes, scores, self.nms_threshold)
         det = Detections(
             boxes[keep].astype(np.float32),
@@ -191,30 +218,22 @@ class SCRFD:
         if self.pad_retry:
             missed = [i for i, d in enumerate(results) if len(d) == 0]
             if missed:
-                padded, offsets = [], []
-                for i in missed:
-                    h, w = images_rgb[i].shape[:2]
-                    p = max(h, w) // 2
-                    padded.append(cv2.copyMakeBorder(images_rgb[i], p, p, p, p, cv2.BORDER_CONSTANT, value=0))
-                    offsets.append(p)
-                for i, p, det in zip(missed, offsets, self._detect_batches(padded, batch_size)):
+                pads = [max(images_rgb[i].shape[:2]) // 2 for i in missed]
+                retried = self._detect_batches([images_rgb[i] for i in missed], batch_size, pads)
+                for i, det in zip(missed, retried):
                     if len(det):
-                        h, w = images_rgb[i].shape[:2]
-                        det.boxes -= p
-                        det.boxes[:, [0, 2]] = np.clip(det.boxes[:, [0, 2]], 0, w)
-                        det.boxes[:, [1, 3]] = np.clip(det.boxes[:, [1, 3]], 0, h)
-                        if det.kps is not None:
-                            det.kps -= p
                         results[i] = det
         return results
 
-    def _detect_batches(self, images_rgb: list[np.ndarray], batch_size: int) -> list[Detections]:
+    def _detect_batches(
+        self, images_rgb: list[np.ndarray], batch_size: int, pads: list[int] | None = None
+    ) -> list[Detections]:
         results: list[Detections] = []
         for start in range(0, len(images_rgb), batch_size):
             chunk = images_rgb[start : start + batch_size]
             canvases, boxes = [], []
-            for img in chunk:
-                c, lb = letterbox(img, self.input_size)
+            for k, img in enumerate(chunk):
+                c, lb = letterbox(img, self.input_size, pads[start + k] if pads else 0)
                 canvases.append(c)
                 boxes.append(lb)
             outs = self._run(np.stack(canvases))

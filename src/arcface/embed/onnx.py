@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from arcface.embed.base import l2_normalize
-from arcface.errors import InputError
+from arcface.errors import InputError, ModelError
 from arcface.runtime import dynamic_batch, get_session
 from arcface.spec import ARCFACE_RECOGNITION, ModelSpec
 
@@ -34,6 +34,14 @@ class OnnxEmbedder:
         self.input_name = spec.input_name or inp.name
         self.output_name = (spec.output_names or (self.session.get_outputs()[0].name,))[0]
         self.batched = dynamic_batch(self.session)
+        w, h = spec.input_size or (112, 112)
+        shape = list(inp.shape)
+        want = [3, h, w] if spec.layout == "NCHW" else [h, w, 3]
+        if len(shape) != 4 or any(isinstance(g, int) and g != x for g, x in zip(shape[1:], want)):
+            raise ModelError(
+                f"{model_path}: the recognizer's input is {shape} but its spec says {spec.layout} {w}x{h} "
+                "(give a config.json beside the model with the right input_size, or another model)"
+            )
         out_dim = self.session.get_outputs()[0].shape[-1]
         self._dim = int(out_dim) if isinstance(out_dim, int) else int(spec.embedding_dim or 512)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from arcface.embed.base import l2_normalize
-from arcface.errors import InputError, ModelError, require
+from arcface.errors import InputError, require
 from arcface.spec import ARCFACE_RECOGNITION, ModelSpec
 
 torch = require("torch", "train")
@@ -48,14 +48,10 @@ class TorchEmbedder:
 
         ``arch`` (a registered backbone name) is required unless the checkpoint names it.
         """
+        from arcface import torchfile
         from arcface.nn.convert import load_arcface_torch
 
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: checkpoint file not found")
-        try:
-            ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle / zip errors of a damaged or foreign file
-            raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+        ckpt = torchfile.load(path, "checkpoint")
         if isinstance(ckpt, dict) and "state_dict" in ckpt:
             arch = arch or ckpt.get("arch")
         if arch is None:

@@ -91,6 +91,7 @@ class PairScores:
     scores: np.ndarray
     labels: np.ndarray
     skipped: list[str] = field(default_factory=list)  # images without a detected face
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (image, reason): files that cannot be read
 
 
 def score_pairs(
@@ -104,7 +105,8 @@ def score_pairs(
 ) -> PairScores:
     """Cosine scores of pairs of photos: largest detected face of each photo, aligned and embedded.
 
-    Pairs with a photo where no face is found are dropped (listed in ``skipped``).
+    Pairs with a photo where no face is found are dropped (listed in ``skipped``), and so are pairs with a
+    photo that cannot be read (listed in ``unreadable`` with the reason).
     """
     from arcface.eval.faces import default_aligner
     from arcface.eval.models import embed_crops, input_size, progress
@@ -113,9 +115,13 @@ def score_pairs(
     align = aligner or default_aligner()
     size = input_size(embedder)[0]
     uniq = list(dict.fromkeys(pairs.a + pairs.b))
-    crops, found, skipped = [], {}, []
+    crops, found, skipped, unreadable = [], {}, [], []
     for q in progress(uniq, len(uniq), "detect", show_progress):
-        img = load_image(q)
+        try:
+            img = load_image(q)
+        except InputError as exc:
+            unreadable.append((str(q), str(exc)))
+            continue
         det = detector.detect(img)
         if len(det) == 0:
             skipped.append(str(q))
@@ -131,7 +137,7 @@ def score_pairs(
     ia = np.array([found[a] for a, k in zip(pairs.a, keep, strict=True) if k], int)
     ib = np.array([found[b] for b, k in zip(pairs.b, keep, strict=True) if k], int)
     scores = np.sum(emb[ia] * emb[ib], axis=1).astype(np.float64) if keep.any() else np.zeros(0)
-    return PairScores(scores, pairs.same[keep], skipped)
+    return PairScores(scores, pairs.same[keep], skipped, unreadable)
 
 
 def calibration_entry(

@@ -5,6 +5,8 @@ Each photo is run through a detector (anything with ``detect(image_rgb) -> detec
 The face **closest to the image centre** is kept (benchmark photos such as LFW centre the subject); ties
 are broken by the larger box. Photos where nothing is detected are counted and fall back to a centre
 crop: the central square of side ``fallback_fraction * min(H, W)`` resized to the embedder input size.
+Photos that cannot be read at all (truncated, not an image) are counted with their reason and replaced by a
+uniform grey crop, so a protocol keeps its pairs and one bad file never stops an evaluation.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class CropStats:
 
     n_images: int = 0
     undetected: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
 
     @property
     def n_undetected(self) -> int:
@@ -65,6 +68,8 @@ class CropStats:
             "n_images": self.n_images,
             "n_undetected": self.n_undetected,
             "undetected": self.undetected[:max_names],
+            "n_unreadable": len(self.unreadable),
+            "unreadable": [{"source": s, "error": r} for s, r in self.unreadable[:max_names]],
         }
 
 
@@ -94,9 +99,19 @@ def iter_face_crops(
     loader: Callable[[Any], np.ndarray] = load_image,
 ) -> Iterator[np.ndarray]:
     """Aligned crops of photos (paths or bytes), one per source; fills ``stats`` as it goes."""
+    from arcface.errors import InputError
+
     align = aligner or default_aligner()
     for src in sources:
-        crop, ok = face_crop(loader(src), detector, align, size, fallback_fraction)
+        try:
+            image = loader(src)
+        except InputError as exc:
+            if stats is not None:
+                stats.n_images += 1
+                stats.unreadable.append((str(src), str(exc)))
+            yield np.full((size, size, 3), 128, np.uint8)
+            continue
+        crop, ok = face_crop(image, detector, align, size, fallback_fraction)
         if stats is not None:
             stats.n_images += 1
             if not ok:

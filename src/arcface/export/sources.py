@@ -72,19 +72,10 @@ def _from_pack(name: Any, arch: str | None) -> LoadedBackbone:
 
 
 def _load_torch_file(path: Path) -> Any:
-    """Read a ``.pt``/``.pth``: tensors-only files with ``weights_only=True``; training checkpoints (which
-    also hold RNG and optimiser states) through :func:`arcface.train.checkpoint.load_rank_file`."""
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as first:  # not a tensors-only file: try the training format
-        try:
-            from arcface.train.checkpoint import load_rank_file
-        except ImportError:
-            raise ModelError(f"{path}: not a readable torch checkpoint ({first})") from first
-        try:
-            return load_rank_file(path, 0)
-        except InputError as exc:
-            raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    """Read a ``.pt``/``.pth`` (state dict or training checkpoint) with the weights-only loader."""
+    from arcface import torchfile
+
+    return torchfile.load(path, "checkpoint")
 
 
 def _from_train_state(state: dict, arch: str | None, source: str) -> LoadedBackbone:

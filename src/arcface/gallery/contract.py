@@ -125,6 +125,38 @@ class EmbeddingContract:
                 f"this gallery's embeddings from {self.describe()}"
             )
 
+    @property
+    def verifiable(self) -> bool:
+        """True when the contract names its model (a digest or an input spec), so others can be checked."""
+        return bool(self.model_sha256 or self.input_spec)
+
+    def check_vouches_for(self, other: EmbeddingContract | None, what: str = "embeddings") -> None:
+        """Raise :class:`InputError` unless ``other`` proves it comes from this contract's model.
+
+        Stricter than :meth:`check_compatible`: where this contract knows its model's digest (or input
+        spec), ``other`` must state the same one; an unknown field on ``other``'s side is a refusal, since
+        nothing then shows the embeddings come from the same model.
+        """
+        if other is None:
+            if self.verifiable:
+                raise InputError(
+                    f"{what} come without a model contract, but this gallery holds embeddings of "
+                    f"{self.describe()}; pass contract=EmbeddingContract.from_analyzer(analyzer) (or "
+                    "EmbeddingContract.from_model(spec, sha256)) so the model can be checked"
+                )
+            return
+        self.check_compatible(other, what)
+        if self.model_sha256 and not other.model_sha256:
+            raise InputError(
+                f"{what}: the model contract given has no SHA-256 digest, but this gallery holds embeddings of "
+                f"{self.describe()}; give the model's digest so it can be checked"
+            )
+        if self.input_spec and not other.input_spec:
+            raise InputError(
+                f"{what}: the model contract given has no input spec, but this gallery holds embeddings made "
+                f"with a known preprocessing ({self.describe()}); give the model's spec so it can be checked"
+            )
+
     def merged_with(self, other: EmbeddingContract) -> EmbeddingContract:
         """``self`` with unknown fields filled in from a compatible ``other``."""
         self.check_compatible(other)

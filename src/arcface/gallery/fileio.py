@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,11 @@ class FileLock:
 
     Two processes (or two :class:`FileLock` objects) holding an exclusive lock on the same path exclude
     each other; the operating system releases the lock when the holder dies (even on SIGKILL).
+
+    A shared (reader) lock opens the file read-only, so readers work on read-only mounts; where the lock
+    file is absent and cannot be created there (read-only file system, no permission), readers go on
+    without a lock: no writer can write there either. An exclusive lock needs write access and raises
+    the :class:`OSError` (``EROFS``, ``EACCES``, ...) otherwise.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -43,22 +49,39 @@ class FileLock:
             finally:
                 self._depth -= 1
             return
-        fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, want)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd = self._open(exclusive)
+        if fd is not None:
+            try:
+                fcntl.flock(fd, want)
+            except BaseException:
+                os.close(fd)
+                raise
         self._fd, self._depth, self._mode = fd, 1, want
         try:
             yield
         finally:
             self._depth = 0
             self._fd, self._mode = None, None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(fd)
+
+    def _open(self, exclusive: bool) -> int | None:
+        if exclusive:
+            return os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            return os.open(str(self.path), os.O_RDONLY)
+        except FileNotFoundError:
+            if not self.path.parent.is_dir():
+                raise
+        try:
+            return os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                return None
+            raise
 
 
 __all__ = ["FileLock", "atomic_write_bytes", "fsync_dir"]

@@ -351,7 +351,13 @@ class Gallery:
 
     # ------------------------------------------------------------------ writing
     def _contract_ops(self, dim: int, contract: EmbeddingContract | None) -> list[dict[str, Any]]:
-        """Contract check for incoming embeddings; the ops that record a new/filled-in contract."""
+        """Contract check for incoming embeddings; the ops that record a new/filled-in contract.
+
+        A gallery whose stored contract names its model (digest or input spec) only accepts embeddings
+        that come with a contract stating the same model (given here or at opening); a gallery made from
+        raw embeddings (no model named) accepts any of the same dimension and learns the model's digest
+        from the first enrolment that states one.
+        """
         given = [c for c in (contract, self._model) if c is not None]
         stored = self._store.contract
         for c in given:
@@ -362,7 +368,10 @@ class Gallery:
         incoming = given[0] if given else EmbeddingContract(dim=dim)
         if stored is None:
             return [{"op": "contract", "contract": incoming.to_dict()}]
-        stored.check_compatible(incoming)
+        if incoming.dim != stored.dim:
+            stored.check_compatible(incoming)
+        for c in given or [None]:
+            stored.check_vouches_for(c)
         merged = stored.merged_with(incoming)
         return [] if merged == stored else [{"op": "contract", "contract": merged.to_dict()}]
 

@@ -7,11 +7,21 @@ Directory layout::
     <db>/snapshot-<g>.npz       identities at the start of generation g (numpy .npz, no pickles)
     <db>/journal-<g>.jsonl      one line per committed transaction: "<crc32 hex> <json>\\n"
     <db>/.lock                  flock target: exclusive for writers, shared for readers
+    <db>/quarantine/            damaged records and torn tails, byte for byte, with a note of what was wrong
 
 Durability: a transaction is one journal line, written with a single ``write`` and ``fsync``-ed before
 the call returns; only then is it acknowledged. A process killed mid-write leaves at most a torn last
-line, which fails its CRC-32 and is ignored (and truncated by the next writer), so every acknowledged
-transaction survives. Compaction writes a new snapshot and an empty journal under new names, then
+line (no newline), which is not applied; the next writer copies it to ``quarantine/`` before cutting it
+off, so every acknowledged transaction survives and no byte is ever thrown away.
+
+Damage: a complete line whose CRC-32 fails, or whose fields are malformed or do not apply (say, a
+rename of an identity that does not exist), is reported with its line number (a ``logging`` warning and
+:attr:`GalleryStore.damaged`) and skipped; the records after it still apply. The next writer copies
+every damaged line into ``quarantine/`` and compacts, so the damage is preserved for inspection and
+never silently dropped. A missing or unreadable ``manifest.json`` is rebuilt from the newest generation's
+files, never replaced by an empty gallery.
+
+Compaction writes a new snapshot and an empty journal under new names, then
 switches ``manifest.json`` with an atomic ``os.replace``: a crash leaves either the old or the new
 generation, both complete. Writers hold an exclusive file lock for the whole read-validate-append cycle
 and first replay what other processes appended, so concurrent writers never lose or corrupt updates.
@@ -23,8 +33,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -44,10 +56,36 @@ FORMAT = "arcface-gallery"
 VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+QUARANTINE = "quarantine"
 _GEN_FILE = re.compile(r"^(snapshot|journal)-(\d+)\.(npz|jsonl)$")
 
 #: Compact when the journal exceeds this many bytes and is larger than the snapshot.
 COMPACT_MIN_BYTES = 32 * 1024 * 1024
+
+log = logging.getLogger("arcface.gallery")
+
+
+class GalleryGoneError(InputError):
+    """The gallery directory disappeared (deleted by another request or process) while open."""
+
+
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A journal line that could not be applied.
+
+    Attributes:
+        journal: the journal file's name.
+        line: 1-based line number in that file.
+        offset: byte offset of the line's start.
+        reason: what was wrong (checksum, malformed field, operation that does not apply).
+        raw: the line's bytes, without its newline.
+    """
+
+    journal: str
+    line: int
+    offset: int
+    reason: str
+    raw: bytes = field(repr=False)
 
 
 @dataclass
@@ -95,6 +133,62 @@ def decode_array(d: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4").reshape(d["shape"]).astype(np.float32)
 
 
+def _problem(payload: dict[str, Any], names: set[str], dim: int | None, seq: int) -> str | None:
+    """Why ``payload`` cannot be applied on top of identities ``names`` (``None``: it can).
+
+    Checks every field the appliers read, and that removals, renames and metadata edits name identities
+    that exist; ``names`` is updated as the record's operations would change it.
+    """
+    got = payload.get("seq")
+    if not isinstance(got, int) or isinstance(got, bool) or got <= seq:
+        return f"transaction number {got!r} does not follow {seq}"
+    if not isinstance(payload.get("time", 0.0), (int, float)):
+        return "time is not a number"
+    ops = payload.get("ops")
+    if not isinstance(ops, list) or not ops:
+        return "no operations"
+    for op in ops:
+        kind = op.get("op") if isinstance(op, dict) else None
+        if kind == "contract":
+            if not isinstance(op.get("contract"), dict):
+                return "contract operation without a contract"
+            try:
+                dim = EmbeddingContract.from_dict(op["contract"]).dim
+            except InputError as exc:
+                return str(exc)
+        elif kind == "enroll":
+            if not isinstance(op.get("name"), str) or not isinstance(op.get("id"), int):
+                return "enroll operation without a name or an integer id"
+            if not isinstance(op.get("meta") or {}, dict):
+                return f"enroll of {op['name']!r}: metadata is not an object"
+            emb = op.get("emb")
+            try:
+                arr = decode_array(emb)  # type: ignore[arg-type]
+            except (TypeError, KeyError, ValueError) as exc:
+                return f"enroll of {op['name']!r}: unreadable embeddings ({exc})"
+            if arr.ndim != 2 or arr.shape[0] == 0 or (dim is not None and arr.shape[1] != dim):
+                return f"enroll of {op['name']!r}: embeddings of shape {arr.shape} in a {dim}-d gallery"
+            if not np.isfinite(arr).all():
+                return f"enroll of {op['name']!r}: embeddings hold NaN or infinity"
+            names.add(op["name"])
+        elif kind == "remove":
+            if op.get("name") not in names:
+                return f"remove of {op.get('name')!r}, which does not exist"
+            names.discard(op["name"])
+        elif kind == "rename":
+            old, new = op.get("old"), op.get("new")
+            if old not in names or not isinstance(new, str) or new in names:
+                return f"rename of {old!r} to {new!r} does not apply"
+            names.discard(old)
+            names.add(new)
+        elif kind == "meta":
+            if op.get("name") not in names or not isinstance(op.get("meta"), dict):
+                return f"metadata edit of {op.get('name')!r} does not apply"
+        else:
+            return f"unknown operation {kind!r}"
+    return None
+
+
 def _encode_line(payload: dict[str, Any]) -> bytes:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
     crc = zlib.crc32(body.encode("ascii")) & 0xFFFFFFFF
@@ -133,6 +227,10 @@ class GalleryStore:
         self._journal: str | None = None
         self._offset = 0
         self._torn = False
+        self._line = 0
+        self._manifest_missing = False
+        #: Damaged journal lines seen in the current generation (see the module docstring).
+        self.damaged: list[DamagedRecord] = []
         self._snapshot_bytes = 0
         self._changed: set[int] = set()
         self._reloaded = True
@@ -145,7 +243,7 @@ class GalleryStore:
         assert self.path is not None
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"gallery {self.path}: exists and is not a directory")
-        if not (self.path / MANIFEST).exists():
+        if not (self.path / MANIFEST).exists() and not self._generation_files():
             if not create:
                 raise InputError(f"gallery {self.path}: no gallery there (missing {MANIFEST})")
             others = [p.name for p in self.path.iterdir()] if self.path.is_dir() else []
@@ -155,21 +253,58 @@ class GalleryStore:
                     f"gallery {self.path}: directory is not empty and holds no gallery "
                     f"({MANIFEST} missing); refusing to write into it"
                 )
-            self.path.mkdir(parents=True, exist_ok=True)
-            with self._hold(exclusive=True):
-                if not (self.path / MANIFEST).exists():
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"gallery {self.path}: cannot create it ({exc.strerror})") from None
+            with self._hold(exclusive=True), self._io("create the gallery"):
+                if not (self.path / MANIFEST).exists() and not self._generation_files():
                     journal = "journal-000001.jsonl"
                     atomic_write_bytes(self.path / journal, b"")
                     self._write_manifest(1, None, journal)
         self.refresh()
 
+    def _generation_files(self) -> dict[int, dict[str, str]]:
+        """``{generation: {"snapshot": name, "journal": name}}`` of the files present."""
+        assert self.path is not None
+        found: dict[int, dict[str, str]] = {}
+        if self.path.is_dir():
+            for p in self.path.iterdir():
+                m = _GEN_FILE.match(p.name)
+                if m:
+                    found.setdefault(int(m.group(2)), {})[m.group(1)] = p.name
+        return found
+
+    def _gone(self) -> GalleryGoneError:
+        return GalleryGoneError(f"gallery {self.path}: no longer exists (it was deleted)")
+
+    @contextlib.contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        """Turn file-system failures (disk full, read-only, permissions) into a clear :class:`InputError`."""
+        try:
+            yield
+        except FileNotFoundError as exc:
+            if self.path is not None and not self.path.is_dir():
+                raise self._gone() from None
+            raise InputError(f"gallery {self.path}: cannot {what} ({exc.strerror}: {exc.filename})") from None
+        except OSError as exc:
+            hint = {
+                errno.ENOSPC: "; the disk is full, nothing was changed",
+                errno.EROFS: "; the gallery is on a read-only file system (searching and listing still work)",
+                errno.EACCES: "; no write permission (searching and listing still work)",
+                errno.EPERM: "; no write permission (searching and listing still work)",
+            }.get(exc.errno or 0, "")
+            raise InputError(f"gallery {self.path}: cannot {what} ({exc.strerror}){hint}") from None
+
     @contextlib.contextmanager
     def _hold(self, exclusive: bool) -> Iterator[None]:
         if self._lock is None:
             yield
-        else:
-            with self._lock.hold(exclusive=exclusive):
-                yield
+            return
+        with contextlib.ExitStack() as stack:
+            with self._io("take the writer lock" if exclusive else "take the reader lock"):
+                stack.enter_context(self._lock.hold(exclusive=exclusive))
+            yield
 
     def _write_manifest(self, generation: int, snapshot: str | None, journal: str) -> None:
         assert self.path is not None
@@ -185,18 +320,56 @@ class GalleryStore:
     def _read_manifest(self) -> dict[str, Any]:
         assert self.path is not None
         where = self.path / MANIFEST
+        self._manifest_missing = False
         try:
             manifest = json.loads(where.read_text(encoding="utf-8"))
+            problem = None if isinstance(manifest, dict) else "not a JSON object"
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                raise self._gone() from None
+            manifest, problem = None, f"{MANIFEST} is missing"
         except (OSError, ValueError) as exc:
-            raise InputError(f"gallery {self.path}: unreadable {MANIFEST} ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise InputError(f"gallery {self.path}: {MANIFEST} is not an arcface gallery manifest")
+            manifest, problem = None, f"unreadable {MANIFEST} ({exc})"
+        if problem is None and manifest.get("format") != FORMAT:
+            problem = f"{MANIFEST} is not an arcface gallery manifest"
+        if problem is None and manifest.get("version") == VERSION:
+            gen, journal = manifest.get("generation"), manifest.get("journal")
+            if not isinstance(gen, int) or not isinstance(journal, str) or not _GEN_FILE.match(journal):
+                problem = f"{MANIFEST} has malformed fields"
+        if problem is not None:
+            return self._recovered_manifest(problem)
         if manifest.get("version") != VERSION:
             raise InputError(
                 f"gallery {self.path}: format version {manifest.get('version')} is not supported "
                 f"(this arcface reads version {VERSION})"
             )
         return manifest
+
+    def _recovered_manifest(self, problem: str) -> dict[str, Any]:
+        """The manifest rebuilt from the newest generation's files (written back by the next writer)."""
+        gens = self._generation_files()
+        usable = sorted(g for g, files in gens.items() if "journal" in files and (g == 1 or "snapshot" in files))
+        if not usable:
+            raise InputError(
+                f"gallery {self.path}: {problem}, and no snapshot/journal files to rebuild it from; nothing was changed"
+            )
+        gen = usable[-1]
+        if not self._manifest_missing:
+            log.warning(
+                "gallery %s: %s; rebuilt from generation %d (%s)",
+                self.path,
+                problem,
+                gen,
+                ", ".join(gens[gen].values()),
+            )
+        self._manifest_missing = True
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "generation": gen,
+            "snapshot": gens[gen].get("snapshot"),
+            "journal": gens[gen]["journal"],
+        }
 
     def refresh(self) -> None:
         """Catch up with what other processes committed (cheap when nothing changed)."""
@@ -214,6 +387,8 @@ class GalleryStore:
             self._generation = int(manifest["generation"])
             self._journal = str(manifest["journal"])
             self._offset = 0
+            self._line = 0
+            self.damaged = []
         self._replay()
 
     def _reset(self) -> None:
@@ -230,22 +405,32 @@ class GalleryStore:
             with np.load(where, allow_pickle=False) as z:
                 info = json.loads(bytes(z["info"]).decode("utf-8"))
                 ids, counts, emb = z["ids"], z["counts"], z["embeddings"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"gallery {self.path}: unreadable snapshot {name} ({exc})") from exc
-        self.contract = EmbeddingContract.from_dict(info["contract"]) if info.get("contract") else None
-        self.next_id, self.seq = int(info["next_id"]), int(info["seq"])
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        for i, ident_id in enumerate(ids.tolist()):
-            ident = Identity(
-                id=int(ident_id),
-                name=info["names"][i],
-                embeddings=np.array(emb[starts[i] : starts[i + 1]], dtype=np.float32),
-                metadata=info["metadata"][i],
-                created=info["created"][i],
-                updated=info["updated"][i],
-            )
-            self.identities[ident.name] = ident
-            self.by_id[ident.id] = ident
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                raise self._gone() from None
+            raise InputError(f"gallery {self.path}: snapshot {name} is missing; nothing was changed") from None
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise InputError(f"gallery {self.path}: unreadable snapshot {name} ({exc}); nothing was changed") from None
+        try:
+            self.contract = EmbeddingContract.from_dict(info["contract"]) if info.get("contract") else None
+            self.next_id, self.seq = int(info["next_id"]), int(info["seq"])
+            starts = np.concatenate([[0], np.cumsum(counts)])
+            for i, ident_id in enumerate(ids.tolist()):
+                ident = Identity(
+                    id=int(ident_id),
+                    name=str(info["names"][i]),
+                    embeddings=np.array(emb[starts[i] : starts[i + 1]], dtype=np.float32),
+                    metadata=dict(info["metadata"][i]),
+                    created=float(info["created"][i]),
+                    updated=float(info["updated"][i]),
+                )
+                self.identities[ident.name] = ident
+                self.by_id[ident.id] = ident
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"gallery {self.path}: snapshot {name} has malformed fields ({type(exc).__name__}: {exc}); "
+                "nothing was changed"
+            ) from None
 
     def _replay(self) -> None:
         assert self.path is not None and self._journal is not None
@@ -254,30 +439,80 @@ class GalleryStore:
             with open(where, "rb") as fh:
                 fh.seek(self._offset)
                 data = fh.read()
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                raise self._gone() from None
+            raise InputError(f"gallery {self.path}: journal {self._journal} is missing; nothing was changed") from None
         except OSError as exc:
             raise InputError(f"gallery {self.path}: unreadable journal {self._journal} ({exc})") from exc
         pos = 0
         self._torn = False
         while pos < len(data):
             end = data.find(b"\n", pos)
-            if end < 0:  # a torn last line (writer killed mid-write): not acknowledged, ignore
+            if end < 0:  # a torn last line (writer killed mid-write): never acknowledged, not applied
                 self._torn = True
                 break
-            payload = _decode_line(data[pos:end])
-            if payload is None or payload.get("seq") != self.seq + 1:
-                if data.find(b"\n", end + 1) >= 0 or (payload is not None):
-                    raise InputError(
-                        f"gallery {self.path}: journal {self._journal} is corrupt at byte "
-                        f"{self._offset + pos} (a damaged record is followed by others)"
-                    )
-                self._torn = True
-                break
-            self._apply(payload)
+            line = data[pos:end]
+            self._line += 1
+            payload = _decode_line(line)
+            if payload is None:
+                problem: str | None = "checksum mismatch or unreadable record"
+            else:
+                dim = self.contract.dim if self.contract else None
+                problem = _problem(payload, set(self.identities), dim, self.seq)
+            if problem is None:
+                assert payload is not None
+                self._apply(payload)
+            else:
+                rec = DamagedRecord(self._journal, self._line, self._offset + pos, problem, bytes(line))
+                self.damaged.append(rec)
+                log.warning(
+                    "gallery %s: journal %s line %d is damaged (%s); skipped, and kept in %s/ by the next write",
+                    self.path,
+                    rec.journal,
+                    rec.line,
+                    problem,
+                    QUARANTINE,
+                )
             pos = end + 1
         self._offset += pos
 
+    def _quarantine(self, name: str, data: bytes, note: str) -> Path:
+        """Keep ``data`` byte for byte under ``quarantine/`` (with a ``.txt`` note); returns the file."""
+        assert self.path is not None
+        folder = self.path / QUARANTINE
+        target = folder / name
+        k = 1
+        while target.exists():
+            k += 1
+            target = folder / f"{name}.{k}"
+        atomic_write_bytes(target, data)
+        atomic_write_bytes(target.with_name(target.name + ".txt"), (note + "\n").encode("utf-8"))
+        return target
+
+    def _repair_locked(self) -> None:
+        """Under the writer lock: quarantine damaged lines, write a missing manifest, compact away damage."""
+        assert self.path is not None
+        if self.damaged:
+            for rec in self.damaged:
+                where = self._quarantine(
+                    f"{Path(rec.journal).stem}.line-{rec.line}.bad",
+                    rec.raw,
+                    f"{rec.journal} line {rec.line} (byte {rec.offset}): {rec.reason}; quarantined {time.ctime()}",
+                )
+                log.warning("gallery %s: damaged record kept in %s", self.path, where)
+            self._compact_locked()  # the new generation holds every record that applied; the bad ones stay here
+        elif self._manifest_missing:
+            self._write_manifest(self._generation, self._snapshot_name(), self._journal or "")
+            self._manifest_missing = False
+
+    def _snapshot_name(self) -> str | None:
+        name = f"snapshot-{self._generation:06d}.npz"
+        return name if self.path is not None and (self.path / name).is_file() else None
+
     # ------------------------------------------------------------------ applying records
     def _apply(self, payload: dict[str, Any]) -> None:
+        """Apply one record already checked by :func:`_problem`."""
         for op in payload["ops"]:
             self._apply_op(op, float(payload.get("time", 0.0)))
         self.seq = int(payload["seq"])
@@ -321,6 +556,8 @@ class GalleryStore:
         with self._hold(exclusive=True):
             if self.path is not None:
                 self._refresh_locked()
+                with self._io("repair the gallery"):
+                    self._repair_locked()
             yield self
 
     def commit(self, ops: list[dict[str, Any]]) -> None:
@@ -332,28 +569,46 @@ class GalleryStore:
             assert self._journal is not None
             line = _encode_line(payload)
             where = self.path / self._journal
-            fd = os.open(str(where), os.O_WRONLY)
-            try:
-                if self._torn:  # drop a torn tail left by a killed writer before appending
-                    os.ftruncate(fd, self._offset)
-                    self._torn = False
-                os.lseek(fd, self._offset, os.SEEK_SET)
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with self._io("write to the journal"):
+                fd = os.open(str(where), os.O_RDWR)
+                try:
+                    if self._torn:  # keep, then cut, a torn tail left by a killed writer before appending
+                        os.lseek(fd, self._offset, os.SEEK_SET)
+                        tail = os.read(fd, 1 << 24)
+                        if tail:
+                            kept = self._quarantine(
+                                f"{Path(self._journal).stem}.tail-{self._offset}.bin",
+                                tail,
+                                f"{self._journal}: {len(tail)} bytes after the last complete record at byte "
+                                f"{self._offset} (an interrupted write, never acknowledged); {time.ctime()}",
+                            )
+                            log.warning("gallery %s: incomplete last record kept in %s", self.path, kept)
+                        os.ftruncate(fd, self._offset)
+                        self._torn = False
+                    os.lseek(fd, self._offset, os.SEEK_SET)
+                    view = memoryview(line)
+                    try:
+                        while view:
+                            view = view[os.write(fd, view) :]
+                        os.fsync(fd)
+                    except OSError:
+                        with contextlib.suppress(OSError):  # leave no partial record behind
+                            os.ftruncate(fd, self._offset)
+                        raise
+                finally:
+                    os.close(fd)
             self._offset += len(line)
+            self._line += 1
         self._apply(payload)
         if self.path is not None and self._offset > max(COMPACT_MIN_BYTES, self._snapshot_bytes):
-            self._compact_locked()
+            with self._io("compact the gallery"):
+                self._compact_locked()
 
     def compact(self) -> None:
         """Fold the journal into a new snapshot (atomic; readers see the old or the new generation)."""
         if self.path is None:
             return
-        with self.transaction():
+        with self.transaction(), self._io("compact the gallery"):
             self._compact_locked()
 
     def _compact_locked(self) -> None:
@@ -383,6 +638,7 @@ class GalleryStore:
         atomic_write_bytes(self.path / journal, b"")
         self._write_manifest(gen, snapshot, journal)
         self._generation, self._journal, self._offset, self._torn = gen, journal, 0, False
+        self._line, self.damaged, self._manifest_missing = 0, [], False
         self._snapshot_bytes = len(buf.getvalue())
         for p in self.path.iterdir():  # files of older (or abandoned) generations
             m = _GEN_FILE.match(p.name)

@@ -348,13 +348,9 @@ def load_arcface_torch(path_or_state_dict: str | Path | Mapping[str, Any], arch:
     ``features.*`` when not given. Returns the model in eval mode.
     """
     if isinstance(path_or_state_dict, str | Path):
-        p = Path(path_or_state_dict)
-        if not p.is_file():
-            raise InputError(f"{p}: checkpoint file not found")
-        try:
-            sd = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelError(f"{p}: not a readable torch checkpoint ({exc})") from exc
+        from arcface import torchfile
+
+        sd = torchfile.load(path_or_state_dict, "checkpoint")
     else:
         sd = path_or_state_dict
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):

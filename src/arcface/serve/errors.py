@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arcface.errors import InputError, ModelError, NoFaceError
+from arcface.gallery.store import GalleryGoneError
 
 log = logging.getLogger("arcface.serve")
 
@@ -89,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NoFaceError)
     async def _no_face(request: Request, exc: NoFaceError) -> JSONResponse:
         return error_response(422, "no_face", str(exc))
+
+    @app.exception_handler(GalleryGoneError)
+    async def _gone(request: Request, exc: GalleryGoneError) -> JSONResponse:
+        return error_response(404, "gallery_not_found", str(exc), "gallery")
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:

@@ -12,7 +12,9 @@ With ``root=None`` galleries live in memory only and vanish when the service sto
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -67,6 +69,7 @@ class GalleryRegistry:
         self._lock = threading.Lock()  # guards the two dicts below
         self._open: dict[str, Gallery] = {}
         self._write_locks: dict[str, threading.Lock] = {}
+        self.sweep_tombstones()
 
     @property
     def persistent(self) -> bool:
@@ -91,6 +94,12 @@ class GalleryRegistry:
                 gallery.close()
                 raise ApiError(409, "contract_mismatch", f"gallery {name!r}: {exc}", "gallery") from exc
         return gallery
+
+    def sweep_tombstones(self) -> None:
+        """Remove what deletions interrupted by a crash left behind (hidden ``.deleted-*`` folders)."""
+        if self.root is not None:
+            for p in self.root.glob(".deleted-*"):
+                shutil.rmtree(p, ignore_errors=True)
 
     def names(self) -> list[str]:
         """Names of all galleries, sorted."""
@@ -141,14 +150,27 @@ class GalleryRegistry:
             yield self.get(name)
 
     def delete(self, name: str) -> None:
-        """Delete gallery ``name`` and its files (waits for writes in progress)."""
+        """Delete gallery ``name`` and its files (waits for writes in progress).
+
+        The folder is first renamed to a hidden tombstone (``.deleted-<name>-<random>``: an atomic step,
+        after which the name is free and requests still holding the old gallery answer 404), then
+        removed. A reader that races the removal can never leave a stray file under the gallery's name.
+        """
         with self.writing(name) as gallery:
             with self._lock:
                 gallery.close()
                 self._open.pop(name, None)
                 path = self._path(name)
-                if path is not None and (path / _MANIFEST).is_file():
-                    shutil.rmtree(path)
+                if path is None or not path.is_dir():
+                    return
+                tomb = path.with_name(f".deleted-{name}-{secrets.token_hex(6)}")
+                try:
+                    os.replace(path, tomb)
+                except OSError as exc:
+                    raise ApiError(
+                        500, "delete_failed", f"gallery {name!r}: could not delete ({exc.strerror})"
+                    ) from exc
+        shutil.rmtree(tomb, ignore_errors=True)
 
     def describe(self, name: str) -> dict[str, Any]:
         """Summary of one gallery: name, identity count, threshold, contract."""

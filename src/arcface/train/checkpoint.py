@@ -21,16 +21,37 @@ from typing import Any
 import numpy as np
 import torch
 
+from arcface import torchfile
 from arcface.errors import InputError
 
 _STEP_RE = re.compile(r"^step_(\d{8})$")
 
 
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global MT19937 state as tensors and numbers (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - global state is what we save
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_state(d: dict[str, Any]) -> None:
+    keys = np.asarray(d["keys"].numpy(), dtype=np.uint32)
+    np.random.set_state((d["name"], keys, int(d["pos"]), int(d["has_gauss"]), float(d["cached_gaussian"])))  # noqa: NPY002
+
+
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Snapshot of python, numpy, torch (CPU and CUDA) and named extra generators."""
+    """Snapshot of python, numpy, torch (CPU and CUDA) and named extra generators.
+
+    Every value is a tensor, a number or a tuple of numbers, so checkpoints load with ``weights_only=True``.
+    """
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 - global state is what we save
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -41,7 +62,7 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
 
 def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -51,11 +72,8 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] 
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` written atomically (temporary file beside ``path``, fsync, ``os.replace``)."""
-    from arcface.io_utils import atomic_write
-
-    with atomic_write(path) as f:
-        torch.save(obj, f)
+    """``torch.save`` written atomically (see :func:`arcface.torchfile.save`)."""
+    torchfile.save(obj, path)
 
 
 def checkpoint_root(output: str | os.PathLike) -> Path:
@@ -102,18 +120,33 @@ def load_rank_file(ckpt: str | os.PathLike, rank: int) -> dict[str, Any]:
     f = p / f"rank{rank}.pt" if p.is_dir() else p
     if not f.is_file():
         raise InputError(f"{ckpt}: checkpoint has no state for rank {rank} ({f.name} missing)")
-    try:
-        return torch.load(f, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise InputError(f"{f}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    state = torchfile.load(f, "checkpoint")
+    if not isinstance(state, dict):
+        raise InputError(f"checkpoint {f}: expected a dict of states, got {type(state).__name__}")
+    return state
+
+
+#: Keys every trainer checkpoint file holds (``backbone`` only on rank 0).
+TRAIN_STATE_KEYS = ("head", "optimizer", "scheduler", "rng", "step", "epoch", "micro_in_epoch", "config")
+
+
+def check_train_state(state: dict[str, Any], where: str | os.PathLike, rank: int) -> None:
+    """Raise :class:`InputError` naming the file when a checkpoint lacks what resuming needs."""
+    need = TRAIN_STATE_KEYS + (("backbone",) if rank == 0 else ())
+    missing = [k for k in need if k not in state]
+    if missing:
+        raise InputError(
+            f"checkpoint {where}: not a complete arcface training checkpoint (missing {', '.join(missing)}); "
+            "resume from another step or start a new run.output"
+        )
 
 
 def load_backbone_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Backbone weights from a checkpoint folder, a ``rank0.pt`` file or a plain ``state_dict`` file."""
     state = load_rank_file(path, 0)
-    if isinstance(state, dict) and "backbone" in state:
+    if isinstance(state.get("backbone"), dict):
         return state["backbone"]
-    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
         return state
     raise InputError(f"{path}: no backbone weights in this file")
 
@@ -123,7 +156,15 @@ def load_head_weight(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     p = Path(path)
     first = load_rank_file(p, 0)
     world = int(first.get("world_size", 1))
-    parts = [first["head"]["weight"]]
+    parts = [_head_weight(first, p)]
     for r in range(1, world):
-        parts.append(load_rank_file(p, r)["head"]["weight"])
+        parts.append(_head_weight(load_rank_file(p, r), p))
     return torch.cat(parts, 0), int(first.get("subcenters", 1))
+
+
+def _head_weight(state: dict[str, Any], where: Path) -> torch.Tensor:
+    head = state.get("head")
+    weight = head.get("weight") if isinstance(head, dict) else None
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+        raise InputError(f"checkpoint {where}: no margin-head weight matrix (head.weight) in it")
+    return weight

@@ -237,6 +237,7 @@ class Trainer:
 
     def load_state(self, path: str | os.PathLike) -> None:
         state = ckpt.load_rank_file(path, self.ctx.rank)
+        ckpt.check_train_state(state, path, self.ctx.rank)
         if int(state.get("world_size", 1)) != self.ctx.world_size:
             raise InputError(
                 f"{path}: saved with {state.get('world_size')} processes, resuming with "
@@ -248,11 +249,15 @@ class Trainer:
         else:
             backbone_state = None
         if backbone_state is None:
-            backbone_state = ckpt.load_rank_file(path, 0)["backbone"]
-        self.backbone.load_state_dict(backbone_state)
-        _unwrap(self.head).load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+            backbone_state = ckpt.load_backbone_state(path)
+        try:
+            self.backbone.load_state_dict(backbone_state)
+            _unwrap(self.head).load_state_dict(state["head"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"checkpoint {path}: does not fit this run's model or optimiser ({first})") from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.micro_in_epoch = state["step"], state["epoch"], state["micro_in_epoch"]
