@@ -334,6 +334,12 @@ def decode_image(
             f"{name}: decoding this {w}x{h} {kind} {fmt} would need {head.decode_bytes / 2**20:.0f} MiB, over the "
             f"limit of {max_bytes / 2**20:.0f} MiB (possible decompression bomb; raise max_bytes if intended)"
         )
+    if fmt == "JPEG" and not head.progressive and len(data) * 8 < ((w + 7) // 8) * ((h + 7) // 8):
+        # a sequential scan spends at least one bit on every 8x8 block of luma: the file cannot hold the image
+        raise InputError(
+            f"{name}: JPEG header claims {w}x{h} pixels but the file has only {len(data)} bytes, too few to "
+            "encode them (a lying header or a truncated file)"
+        )
     if fmt == "JPEG":
         end = jpeg_end(data)
         if end is None:

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arcface.errors import ModelError
+from arcface.errors import InputError, ModelError
 from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION, ModelSpec
 
 DEFAULT_PACK = "buffalo_sc"
@@ -170,9 +170,19 @@ def _read_pack_json(directory: Path) -> dict | None:
     if not f.is_file():
         return None
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{f}: unreadable pack description ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{f}: a pack description must be a JSON object")
+    for key in ("detector", "recognizer"):
+        value = meta.get(key)
+        if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ModelError(f"{f}: {key!r} must name the {key}'s .onnx file inside the pack folder (got {value!r})")
+    for key in ("detector_spec", "recognizer_spec"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise ModelError(f"{f}: {key!r} must be a JSON object (a ModelSpec)")
+    return meta
 
 
 def _classify_onnx(directory: Path) -> tuple[Path | None, Path | None]:
@@ -202,10 +212,13 @@ def _pack_from_dir(name: str, directory: Path, source: str) -> Pack:
     if meta:
         det = directory / meta["detector"]
         rec = directory / meta["recognizer"]
-        if "detector_spec" in meta:
-            det_spec = ModelSpec.from_dict(meta["detector_spec"])
-        if "recognizer_spec" in meta:
-            rec_spec = ModelSpec.from_dict(meta["recognizer_spec"])
+        try:
+            if "detector_spec" in meta:
+                det_spec = ModelSpec.from_dict(meta["detector_spec"])
+            if "recognizer_spec" in meta:
+                rec_spec = ModelSpec.from_dict(meta["recognizer_spec"])
+        except (InputError, TypeError, ValueError, KeyError) as exc:
+            raise ModelError(f"{directory / 'pack.json'}: malformed model spec ({exc})") from None
     else:
         info = KNOWN_PACKS.get(name)
         if info is not None:

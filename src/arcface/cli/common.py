@@ -39,7 +39,9 @@ def report_failures(failures: list[dict[str, Any]], strict: bool, succeeded: int
     Returns 2 when ``strict`` and something failed, or when nothing succeeded at all.
     """
     for f in failures:
-        print(f"arcface: skipped {f['source']}: {f['error']}", file=sys.stderr)
+        # library errors already start with the input's name; do not print it twice
+        named = f["error"].startswith(f["source"])
+        print(f"arcface: skipped {f['error'] if named else f['source'] + ': ' + f['error']}", file=sys.stderr)
     if failures and (strict or succeeded == 0):
         what = "--strict" if strict and succeeded else "no file could be read"
         print(f"arcface: error: {len(failures)} file(s) failed ({what})", file=sys.stderr)

@@ -155,7 +155,7 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], curves: list, ti
                 )
     unreadable = [u for r in rows for u in r.get("unreadable", [])]
     for u in unreadable:
-        print(f"arcface: unreadable {u['source']}: {u['error']} (scored as a grey crop)", file=sys.stderr)
+        print(f"arcface: unreadable image, scored as a grey crop: {u['error']}", file=sys.stderr)
     if unreadable and getattr(args, "strict", False):
         print(f"arcface: error: {len(unreadable)} unreadable image(s) (--strict)", file=sys.stderr)
         return 2
@@ -329,8 +329,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
         )
         scores, labels, skipped = ps.scores, ps.labels, ps.skipped
-        for image, reason in ps.unreadable:
-            print(f"arcface: skipped {image}: {reason} (its pairs were dropped)", file=sys.stderr)
+        for _image, reason in ps.unreadable:
+            print(f"arcface: skipped (its pairs were dropped): {reason}", file=sys.stderr)
         if ps.unreadable and args.strict:
             raise InputError(f"{len(ps.unreadable)} unreadable image(s) in {pairs_path} (--strict)")
     op = calibrate(scores, labels, args.far)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from arcface.cli.common import add_pack_options, analyzer_from_args
@@ -29,12 +30,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="vector index of galleries (default auto: faiss if installed)",
     )
     p.add_argument("--api-key-file", type=Path, default=None, help="file holding the API key (first line)")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (https://app.example) allowed to call the service from a browser (repeatable); "
+        "requests from any other site are refused with 403",
+    )
+    p.add_argument(
+        "--allow-no-key",
+        action="store_true",
+        help="serve on a non-loopback --host without an API key (refused otherwise: anyone on the network "
+        "could read and change the galleries)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="request body limit in MiB (default 10)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="image pixel limit (default 40 million)")
     p.add_argument("--max-concurrent", type=int, default=None, help="inferences at once (default: CPU cores)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     add_pack_options(p)
     p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses that only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -52,6 +79,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise InputError(f"{args.api_key_file}: the API key is empty")
     if args.max_upload_mb <= 0:
         raise InputError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not api_key and not is_loopback(args.host):
+        if not args.allow_no_key:
+            raise InputError(
+                f"--host {args.host} exposes the service beyond this machine, and no API key is set: set "
+                f"{API_KEY_ENV} or --api-key-file (or pass --allow-no-key to serve openly anyway)"
+            )
+        print(
+            f"arcface serve: WARNING: serving on {args.host} WITHOUT an API key: anyone who can reach this port "
+            "can read, change and delete the galleries",
+            file=sys.stderr,
+            flush=True,
+        )
     app = create_app(
         gallery_root=args.gallery_root,
         api_key=api_key,
@@ -60,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         analyzer=analyzer_from_args(args),
         max_concurrent=args.max_concurrent,
         gallery_backend=args.gallery_backend,
+        cors_origins=args.cors_origin,
     )
     where = f"http://{args.host}:{args.port}"
     print(f"arcface serve: {where}/ (web page), {where}/docs (API); auth {'on' if api_key else 'off'}", flush=True)

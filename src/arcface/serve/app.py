@@ -48,7 +48,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from arcface.errors import InputError  # noqa: E402
 from arcface.serve.errors import ApiError, install_error_handlers  # noqa: E402
-from arcface.serve.limits import BodySizeLimit  # noqa: E402
+from arcface.serve.limits import BodySizeLimit, OriginGuard  # noqa: E402
 from arcface.serve.service import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -79,7 +79,9 @@ def _auth_dependency(api_key: str | None):
             return
         if key is None:
             raise ApiError(401, "unauthorized", f"missing API key: send it in header {API_KEY_HEADER}")
-        if not secrets.compare_digest(key.encode(), api_key.encode()):
+        # HTTP header values arrive as bytes that the framework decodes as latin-1: compare the raw bytes with
+        # the key's UTF-8 bytes, so a non-ASCII key matches what a client sends for it
+        if not secrets.compare_digest(key.encode("latin-1", errors="replace"), api_key.encode("utf-8")):
             raise ApiError(401, "unauthorized", f"wrong API key in header {API_KEY_HEADER}")
 
     return check
@@ -96,6 +98,7 @@ def create_app(
     det_size: int = 640,
     max_concurrent: int | None = None,
     gallery_backend: str = "auto",
+    cors_origins: tuple[str, ...] | list[str] = (),
 ) -> FastAPI:
     """Build the service; the face models are loaded here, once, and shared by every request.
 
@@ -109,6 +112,12 @@ def create_app(
         det_size: detector canvas side in pixels (multiple of 32) when the analyzer is built here.
         max_concurrent: inferences run at once (default: CPU cores); further requests wait their turn.
         gallery_backend: vector index of galleries: ``"auto"`` (FAISS if installed), ``"numpy"``, ...
+        cors_origins: web origins (``https://app.example``) allowed to call the service from a browser;
+            requests carrying any other ``Origin`` than the service's own get 403 ``forbidden_origin``.
+
+    Raises:
+        ModelError: the models fail their start-up self-test (one real run of each; see
+            :meth:`arcface.pipeline.FaceAnalyzer.self_test`), so a broken model never reports healthy.
     """
     if api_key is not None and not api_key:
         api_key = None
@@ -143,6 +152,11 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(OriginGuard, allowed=tuple(cors_origins))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -150,9 +164,9 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/healthz", tags=["meta"], summary="Liveness check (no auth)")
+    @app.get("/healthz", tags=["meta"], summary="Liveness check (no auth): the models passed their start-up run")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "pack": service.analyzer.pack.name}
+        return {"status": "ok", "pack": service.analyzer.pack.name, "self_test": service.self_test}
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth_dependency(api_key))])
 

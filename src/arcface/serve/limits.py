@@ -1,4 +1,6 @@
-"""Request body size limit as a pure ASGI middleware (answers 413 JSON).
+"""Request guards as pure ASGI middlewares: body size (413 JSON) and cross-site origin (403 JSON).
+
+Body size:
 
 Two checks, because ``Content-Length`` can be absent (chunked uploads) or wrong:
 
@@ -95,3 +97,66 @@ class BodySizeLimit:
                 raise
         if state["exceeded"] and not state["started"]:
             await self._send_413(send, None)
+
+
+def _forbidden_origin_body(origin: str) -> bytes:
+    message = (
+        f"cross-site request refused: Origin {origin!r} is not this service; allow it with --cors-origin "
+        "(or cors_origins=) if that page should use this service"
+    )
+    return json.dumps({"error": {"code": "forbidden_origin", "message": message, "field": None}}).encode()
+
+
+def origin_netloc(origin: str) -> str | None:
+    """``host[:port]`` of an ``Origin`` header value (lower case), or ``None`` for ``null``/malformed ones."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return parts.netloc.lower()
+
+
+class OriginGuard:
+    """Refuse requests sent by a web page of another site (``Origin`` header not this service's own).
+
+    Browsers attach ``Origin`` to cross-site requests, including the "simple" multipart POSTs that any
+    web page may send without CORS; without this guard such a page could drive a service on the
+    visitor's machine (create galleries, enrol faces). Requests without ``Origin`` (curl, the Python
+    client, same-origin navigation) pass. ``allowed`` lists extra origins (``https://app.example``).
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] | list[str] = ()) -> None:
+        self.app = app
+        self.allowed = {n for n in (origin_netloc(o) for o in allowed) if n}
+        self.allowed_raw = {o.strip().rstrip("/").lower() for o in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            netloc = origin_netloc(text)
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            same = netloc is not None and netloc == host
+            if not (same or netloc in self.allowed or text.strip().rstrip("/").lower() in self.allowed_raw):
+                body = _forbidden_origin_body(text)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

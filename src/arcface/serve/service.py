@@ -21,7 +21,7 @@ import numpy as np
 
 from arcface.errors import InputError
 from arcface.gallery import EmbeddingContract
-from arcface.imageio import decode_image
+from arcface.imageio import MAX_DECODE_BYTES, decode_image
 from arcface.pipeline import Face, FaceAnalyzer, largest_face
 from arcface.serve.errors import ApiError
 from arcface.serve.galleries import GalleryRegistry
@@ -66,6 +66,7 @@ class FaceService:
         max_upload_bytes: limit of one request body (enforced by the web layer; reported by ``config``).
         max_concurrent: inferences allowed at once (default: the number of CPU cores).
         gallery_backend: vector index of the galleries (``"auto"``: FAISS if installed, else numpy).
+        max_decode_bytes: refuse images whose decoding needs more memory than this (from the header).
     """
 
     def __init__(
@@ -76,25 +77,34 @@ class FaceService:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_concurrent: int | None = None,
         gallery_backend: str = "auto",
+        max_decode_bytes: int = MAX_DECODE_BYTES,
     ) -> None:
         if max_pixels <= 0 or max_upload_bytes <= 0:
             raise InputError("max_pixels and max_upload_bytes must be positive")
         self.analyzer = analyzer
         self.max_pixels = int(max_pixels)
+        self.max_decode_bytes = int(max_decode_bytes)
         self.max_upload_bytes = int(max_upload_bytes)
         self.max_concurrent = int(max_concurrent or os.cpu_count() or 1)
         self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        #: Result of one real run of both models at start-up (a broken model raises ModelError here).
+        self.self_test = analyzer.self_test()
         self.contract = EmbeddingContract.from_analyzer(analyzer)
         self.threshold: Threshold = threshold_for(analyzer.pack.recognizer_sha256)
         self.galleries = GalleryRegistry(gallery_root, self.contract, self.threshold.value, gallery_backend)
 
     # ------------------------------------------------------------------ images
     def decode(self, upload: Upload) -> np.ndarray:
-        """uint8 RGB ``(H, W, 3)`` of an upload; 422 ``invalid_image`` naming the field otherwise."""
-        try:
-            return decode_image(upload.data, upload.label, self.max_pixels)
-        except InputError as exc:
-            raise ApiError(422, "invalid_image", str(exc), upload.field) from exc
+        """uint8 RGB ``(H, W, 3)`` of an upload; 422 ``invalid_image`` naming the field otherwise.
+
+        Decoding takes an inference slot, so at most ``max_concurrent`` images are decoded at once and the
+        service's peak memory is bounded by ``max_concurrent`` times the decode budget.
+        """
+        with self._slots:
+            try:
+                return decode_image(upload.data, upload.label, self.max_pixels, self.max_decode_bytes)
+            except InputError as exc:
+                raise ApiError(422, "invalid_image", str(exc), upload.field) from exc
 
     def analyze(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces (with embeddings) of decoded images, one inference slot at a time."""
@@ -214,6 +224,7 @@ class FaceService:
             "limits": {
                 "max_upload_bytes": self.max_upload_bytes,
                 "max_pixels": self.max_pixels,
+                "max_decode_bytes": self.max_decode_bytes,
                 "max_top_k": MAX_TOP_K,
                 "max_concurrent_inferences": self.max_concurrent,
             },
