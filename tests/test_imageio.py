@@ -97,6 +97,49 @@ def test_truncated_jpeg_is_refused():
         load_image(jpeg[: len(jpeg) // 2])
 
 
+def test_jpeg_trailer_after_the_end_marker_is_accepted():
+    """Trust case 8: a valid JPEG with >64 bytes after its end marker (camera trailers) was refused."""
+    jpeg = _encode(_gradient(200, 200), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ref = load_image(jpeg)
+    for trailer in (b"\x00" * 65, b"MOTION-PHOTO" + bytes(range(256)) * 40, b"\xff\xd8\xff" + b"x" * 200):
+        np.testing.assert_array_equal(load_image(jpeg + trailer), ref)
+
+
+def test_half_jpeg_with_an_end_marker_appended_is_refused(capsys):
+    """Trust case 8: a half-cut JPEG with FFD9 appended decoded with a grey lower half and was accepted."""
+    jpeg = _encode(_gradient(200, 200), ".jpg")
+    with pytest.raises(InputError, match="truncated JPEG.*ends early"):
+        load_image(jpeg[: len(jpeg) // 2] + b"\xff\xd9")
+    assert "Corrupt JPEG" not in capsys.readouterr().err  # libjpeg's own warning does not leak out
+    # a real photo whose bottom-right corner is exactly grey 128 is still fine
+    img = _gradient(200, 200)
+    img[-40:, -40:] = 128
+    out = load_image(_encode(img, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 100]))
+    assert (out[-8:, -8:] == 128).all()
+
+
+def test_jpeg_whose_header_claims_more_pixels_than_the_file_holds():
+    jpeg = _encode(_gradient(64, 64), ".jpg")
+    i = jpeg.index(b"\xff\xc0")
+    liar = jpeg[: i + 5] + struct.pack(">HH", 8900, 8900) + jpeg[i + 9 :]
+    with pytest.raises(InputError, match="claims 8900x8900 pixels but the file has only"):
+        load_image(liar)
+
+
+def test_16bit_conversion_is_exact_rounding_without_a_wide_copy():
+    values = np.arange(65536, dtype=np.uint16)
+    img16 = np.stack([values.reshape(256, 256)] * 3, -1)
+    out = load_image(cv2.imencode(".png", img16)[1].tobytes())
+    np.testing.assert_array_equal(out[..., 0], ((values.astype(np.uint32) + 128) // 257).reshape(256, 256))
+
+
+def test_decode_budget_is_checked_from_the_header():
+    deep = cv2.imencode(".png", np.zeros((600, 700, 4), np.uint16))[1].tobytes()  # 3.4 MB once decoded
+    with pytest.raises(InputError, match=r"700x600 4-channel 16-bit PNG would need 3 MiB, over the limit of 2 MiB"):
+        decode_image(deep, max_bytes=2 * 2**20)
+    assert decode_image(deep, max_bytes=4 * 2**20).shape == (600, 700, 3)
+
+
 def test_truncated_png_is_refused():
     png = _encode(_gradient(200, 200), ".png")
     with pytest.raises(InputError):
