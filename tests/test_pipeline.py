@@ -5,7 +5,7 @@ import pytest
 
 from arcface.cli import main
 from arcface.errors import InputError, NoFaceError
-from arcface.pipeline import largest_face
+from arcface.face import largest_face
 
 
 def _person(shared_data, person, k):

@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FaceAnalyzer": "arcface.pipeline",
-    "Face": "arcface.pipeline",
+    "Face": "arcface.face",
+    "largest_face": "arcface.face",
     "load_pack": "arcface.zoo",
     "Pack": "arcface.zoo",
     "load_image": "arcface.imageio",
@@ -39,15 +40,17 @@ __all__ = [
     "__version__",
     "align_faces",
     "cosine_similarity",
+    "largest_face",
     "load_image",
     "load_pack",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from arcface.align import align_faces
+    from arcface.face import Face, largest_face
     from arcface.gallery import Gallery
     from arcface.imageio import load_image
-    from arcface.pipeline import Face, FaceAnalyzer
+    from arcface.pipeline import FaceAnalyzer
     from arcface.spec import ModelSpec
     from arcface.verify import VerifyResult, cosine_similarity
     from arcface.zoo import Pack, load_pack

@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from arcface.align import align_faces
+from arcface.detect.base import Detector
 from arcface.detect.scrfd import SCRFD
+from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
-from arcface.errors import InputError, ModelError, NoFaceError
+from arcface.errors import InputError, ModelError
+from arcface.face import Face
 from arcface.imageio import ImageInput, load_image
-from arcface.zoo import Pack, load_pack
-
-
-@dataclass
-class Face:
-    """One detected face.
-
-    Attributes:
-        bbox: float32 ``(4,)`` box ``(x1, y1, x2, y2)`` in pixels of the analysed image.
-        score: detection confidence in ``[0, 1]``.
-        kps: float32 ``(5, 2)`` landmarks (x, y) in pixels: left eye, right eye, nose, left and right
-            mouth corners (image-left first).
-        embedding: float32 ``(D,)`` L2-normalised embedding (``None`` when not computed).
-        crop: uint8 ``(112, 112, 3)`` RGB aligned crop, kept only on request.
-    """
-
-    bbox: np.ndarray
-    score: float
-    kps: np.ndarray
-    embedding: np.ndarray | None = None
-    crop: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def area(self) -> float:
-        """Box area in square pixels."""
-        x1, y1, x2, y2 = self.bbox
-        return float(max(0.0, x2 - x1) * max(0.0, y2 - y1))
-
-    def to_dict(self) -> dict:
-        """JSON-able summary (no embedding, no crop)."""
-        return {
-            "bbox": [round(float(v), 2) for v in self.bbox],
-            "score": round(float(self.score), 4),
-            "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
-        }
+from arcface.spec import SCRFD_DETECTION
+from arcface.zoo import Pack, load_pack, sha256_file
 
 
 @dataclass(frozen=True)
@@ -78,18 +49,12 @@ class AnalysisBatch(list):
         return {e.index for e in self.errors}
 
 
-def largest_face(faces: Sequence[Face]) -> Face:
-    """The face with the largest box; raises :class:`NoFaceError` for an empty list."""
-    if not faces:
-        raise NoFaceError("no face found")
-    return max(faces, key=lambda f: f.area)
-
-
 class FaceAnalyzer:
-    """Detect, align and embed faces with one model pack.
+    """Detect, align and embed faces: a detector and an embedder composed (a pack's, or your own).
 
     Args:
-        pack: pack name, directory or :class:`~arcface.zoo.Pack` (default: ``buffalo_sc``, built in).
+        pack: pack name, directory or :class:`~arcface.zoo.Pack` (default: ``buffalo_sc``, built in); it
+            provides the parts not given below and names the models in results and galleries.
         det_size: detector canvas side in pixels (multiple of 32) or ``(width, height)``.
         det_threshold: minimum detection confidence in ``[0, 1]``.
         max_faces: keep at most this many (largest) faces per image; 0 keeps all.
@@ -97,6 +62,9 @@ class FaceAnalyzer:
         flip: flip test-time augmentation for embeddings (sum of original and mirror, normalised).
         batch_size: recognition batch size.
         threads: ONNX Runtime threads per session (default: all cores).
+        detector: any :class:`arcface.detect.Detector` with landmarks, used instead of the pack's (the
+            ``det_*``, ``max_faces`` and ``min_face_size`` options are then the detector's own business).
+        embedder: any :class:`arcface.embed.Embedder`, used instead of the pack's recognizer.
 
     Images are paths, encoded bytes or uint8 RGB arrays (see :func:`arcface.imageio.load_image`).
     """
@@ -111,23 +79,35 @@ class FaceAnalyzer:
         flip: bool = False,
         batch_size: int = 128,
         threads: int | None = None,
+        *,
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
-        self.pack = load_pack(pack)
-        self.detector = SCRFD(
-            self.pack.detector,
-            spec=self.pack.detector_spec,
-            input_size=det_size,
-            score_threshold=det_threshold,
-            max_faces=max_faces,
-            min_face_size=min_face_size,
-            threads=threads,
-        )
-        if not self.detector.has_kps:
-            raise InputError(f"{self.pack.detector}: detector has no landmarks; alignment needs 5 keypoints")
-        self.embedder = OnnxEmbedder(self.pack.recognizer, spec=self.pack.recognizer_spec, threads=threads)
+        # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
+        needs_pack = pack is not None or detector is None or embedder is None
+        base_pack = load_pack(pack) if needs_pack else None
+        if detector is None:
+            assert base_pack is not None
+            detector = SCRFD(
+                base_pack.detector,
+                spec=base_pack.detector_spec,
+                input_size=det_size,
+                score_threshold=det_threshold,
+                max_faces=max_faces,
+                min_face_size=min_face_size,
+                threads=threads,
+            )
+        if not detector.has_kps:
+            raise InputError(f"{_model_name(detector)}: detector has no landmarks; alignment needs 5 keypoints")
+        if embedder is None:
+            assert base_pack is not None
+            embedder = OnnxEmbedder(base_pack.recognizer, spec=base_pack.recognizer_spec, threads=threads)
+        self.detector: Detector = detector
+        self.embedder: Embedder = embedder
+        self.pack = describe_parts(base_pack, detector, embedder)
         self.flip = flip
         self.batch_size = batch_size
-        self.crop_size = (self.pack.recognizer_spec.input_size or (112, 112))[0]
+        self.crop_size = (self.embedder.spec.input_size or (112, 112))[0]
 
     def self_test(self) -> dict:
         """Run the detector and the recognizer once on synthetic input; raise :class:`ModelError` if unusable.
@@ -194,10 +174,8 @@ class FaceAnalyzer:
             from tqdm import tqdm
 
             bar = tqdm(total=len(images), unit="img", desc="analyze", leave=False)
-        # Batched detection pays off on GPUs; on CPU one canvas per run is faster (measured: 4 images at 640x640
-        # take 111 ms as one batch of 4 and 86 ms one by one). Recognition is batched either way.
-        on_gpu = "CUDAExecutionProvider" in self.detector.session.get_providers()
-        det_batch = 8 if (self.detector.batched and on_gpu) else 1
+        # Recognition is batched across images either way; detection only where the detector says it pays off.
+        det_batch = 8 if self.detector.prefers_batches else 1
         for start in range(0, len(images), det_batch):
             chunk = []
             for k, src in enumerate(images[start : start + det_batch]):
@@ -259,6 +237,33 @@ class FaceAnalyzer:
 
         faces_a, faces_b = self.analyze_many([a, b])
         return verify_faces(faces_a, faces_b, self.pack, threshold, names=(_name(a, "a"), _name(b, "b")))
+
+
+def _model_name(part: object) -> str:
+    return str(getattr(part, "model_path", None) or type(part).__name__)
+
+
+def describe_parts(pack: Pack | None, detector: Detector, embedder: Embedder) -> Pack:
+    """The :class:`Pack` record of an analyzer's parts: ``pack`` itself when both parts are its own, else a
+    record naming the injected part(s) (file path and SHA-256 when the part has a model file)."""
+    det_path = getattr(detector, "model_path", None)
+    rec_path = getattr(embedder, "model_path", None)
+    if pack is not None and str(pack.detector) == str(det_path) and str(pack.recognizer) == str(rec_path):
+        return pack
+    rec_sha = sha256_file(rec_path) if rec_path and Path(rec_path).is_file() else ""
+    det_sha = sha256_file(det_path) if det_path and Path(det_path).is_file() else ""
+    return Pack(
+        name=f"{pack.name}+custom" if pack is not None else "custom",
+        source="injected",
+        detector=Path(det_path or type(detector).__name__),
+        recognizer=Path(rec_path or type(embedder).__name__),
+        detector_spec=getattr(detector, "spec", pack.detector_spec if pack else SCRFD_DETECTION),
+        recognizer_spec=embedder.spec,
+        detector_sha256=det_sha,
+        recognizer_sha256=rec_sha,
+        verified=False,
+        licence="see the licences of the injected models",
+    )
 
 
 def _first_line(exc: BaseException) -> str:

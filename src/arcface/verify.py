@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError, NoFaceError
+from arcface.face import largest_face
 
 #: Used only for recognizers with no calibrated entry; a conservative value for ArcFace models.
 FALLBACK_THRESHOLD = 0.30
@@ -38,7 +39,7 @@ def _table() -> dict[str, Any]:
     return json.loads(text)
 
 
-def threshold_for(recognizer_sha256: str) -> Threshold:
+def threshold_for(recognizer_sha256: str | None) -> Threshold:
     """The calibrated threshold of a recognizer, or the fallback (``calibrated=False``)."""
     entry = _table().get("recognizers", {}).get(recognizer_sha256)
     if entry is None:
@@ -96,8 +97,6 @@ class VerifyResult:
 
 def verify_faces(faces_a, faces_b, pack, threshold: float | None = None, names=("a", "b")) -> VerifyResult:
     """Decide on the largest face of each list (faces carry embeddings)."""
-    from arcface.pipeline import largest_face
-
     for faces, name in ((faces_a, names[0]), (faces_b, names[1])):
         if not faces:
             raise NoFaceError(f"no face found in {name}", image=name)

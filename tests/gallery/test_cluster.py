@@ -117,12 +117,12 @@ def test_real_photos_cluster_by_identity(shared_data: Path) -> None:
     root = shared_data / "face_recognition_by_identity"
     if not root.is_dir():
         pytest.skip("face_recognition_by_identity is absent")
-    from arcface.gallery.faces import embed_largest_faces
+    from arcface.face import largest_face
 
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     names = sorted({p.parent.name for p in files})
     truth = np.array([names.index(p.parent.name) for p in files])
-    emb = embed_largest_faces(_analyzer(), files)
+    emb = np.stack([largest_face(faces).embedding for faces in _analyzer().analyze_many(files)])
     labels = cluster_embeddings(emb, 0.3)
     purity, inverse = purity_and_inverse(labels, truth)
     assert purity == 1.0  # no cluster mixes two people

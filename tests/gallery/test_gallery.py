@@ -9,7 +9,6 @@ import pytest
 
 from arcface.errors import InputError
 from arcface.gallery import UNKNOWN, EmbeddingContract, Gallery
-from arcface.gallery.faces import embed_largest_faces, largest_face
 from arcface.spec import ARCFACE_RECOGNITION
 
 D = 32
@@ -164,35 +163,21 @@ def test_contract_refuses_other_dims_and_models(tmp_path: Path) -> None:
     assert Gallery(tmp_path / "raw", backend="numpy").contract.model_sha256 == "a" * 64
 
 
-class _Face:
-    def __init__(self, bbox: list[float], emb: np.ndarray, score: float = 0.9) -> None:
-        self.bbox, self.embedding, self.score = np.asarray(bbox, np.float32), emb, score
-
-
-class _Analyzer:
-    """Stands in for FaceAnalyzer: the image's first pixel value selects the faces it 'finds'."""
-
-    def __init__(self, faces_by_key: dict[int, list[_Face]]) -> None:
-        self.faces_by_key = faces_by_key
-        self.embedder = type("E", (), {"spec": ARCFACE_RECOGNITION.with_(embedding_dim=D)})()
-        self.pack = type("P", (), {"name": "fake", "recognizer_sha256": "f" * 64})()
-
-    def analyze(self, image: np.ndarray) -> list[_Face]:
-        return self.faces_by_key[int(image[0, 0, 0])]
-
-
-def test_enroll_images_uses_largest_face_and_analyzer_contract() -> None:
-    from arcface.errors import NoFaceError
-
-    eye = np.eye(D, dtype=np.float32)
-    small, big = _Face([0, 0, 10, 10], eye[0]), _Face([0, 0, 30, 20], eye[1])
-    assert largest_face([small, big]) is big and largest_face([]) is None
-    an = _Analyzer({1: [small, big], 2: [_Face([5, 5, 50, 50], eye[2])], 3: []})
-    img = lambda k: np.full((4, 4, 3), k, np.uint8)  # noqa: E731
-    np.testing.assert_array_equal(embed_largest_faces(an, [img(1), img(2)]), eye[1:3])
+def test_analyzer_contract_is_recorded_and_enforced() -> None:
+    """The CLI and the service compose analyzer and gallery: embeddings plus the analyzer's contract."""
+    spec = ARCFACE_RECOGNITION.with_(embedding_dim=D)
+    analyzer = type(
+        "A",
+        (),
+        {
+            "embedder": type("E", (), {"spec": spec})(),
+            "pack": type("P", (), {"name": "fake", "recognizer_sha256": "f" * 64})(),
+        },
+    )()
+    contract = EmbeddingContract.from_analyzer(analyzer)
     g = Gallery(backend="numpy", threshold=0.5)
-    g.enroll_images("p", [img(1), img(2)], {"src": "test"}, analyzer=an)
+    g.enroll("p", np.eye(D, dtype=np.float32)[:2], {"src": "test"}, contract=contract)
     assert g.contract.model_sha256 == "f" * 64 and g.contract.input_spec["color_order"] == "RGB"
     assert g.info("p")["images"] == 2
-    with pytest.raises(NoFaceError, match="image #1"):
-        g.enroll_images("q", [img(2), img(3)], analyzer=an)
+    with pytest.raises(InputError, match="without a model contract"):
+        g.enroll("q", np.eye(D, dtype=np.float32)[2])

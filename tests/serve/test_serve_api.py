@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from arcface.face import largest_face
 from arcface.imageio import decode_image
-from arcface.pipeline import largest_face
 from arcface.verify import threshold_for
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from arcface.face import largest_face
 from arcface.gallery import Gallery
 from arcface.imageio import decode_image
-from arcface.pipeline import largest_face
 
 
 def _ok(resp, status: int = 200) -> dict:

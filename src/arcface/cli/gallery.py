@@ -114,8 +114,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     import numpy as np
 
     from arcface.errors import InputError, NoFaceError
+    from arcface.face import largest_face
     from arcface.imageio import iter_image_files
-    from arcface.pipeline import largest_face
 
     meta = parse_meta(args.meta)
     files = iter_image_files(args.images)
@@ -152,11 +152,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from arcface.gallery.faces import load_rgb
-
     fa = analyzer_from_args(args)
     with _open(args, fa) as gallery:
-        faces = fa.analyze(load_rgb(args.image))
+        faces = fa.analyze(args.image)
         results = (
             gallery.search_batch(np.stack([f.embedding for f in faces]), top_k=args.top_k, threshold=args.threshold)
             if faces
@@ -221,10 +219,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     import numpy as np
 
     from arcface.errors import InputError
+    from arcface.face import largest_face
     from arcface.gallery import cluster_embeddings, default_threshold
     from arcface.gallery.fileio import atomic_write_bytes
     from arcface.imageio import iter_image_files
-    from arcface.pipeline import largest_face
 
     if not args.dir.is_dir():
         raise InputError(f"{args.dir}: not a folder")

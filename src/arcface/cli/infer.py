@@ -69,8 +69,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from arcface.errors import InputError
+    from arcface.face import largest_face
     from arcface.imageio import iter_image_files
-    from arcface.pipeline import largest_face
 
     if args.out is not None and args.out.is_dir():
         raise InputError(f"--out {args.out}: is a directory; give a file name ending in .npz")

@@ -40,8 +40,19 @@ class Detections:
 
 @runtime_checkable
 class Detector(Protocol):
-    """Finds faces in uint8 RGB images ``(H, W, 3)``."""
+    """Finds faces in uint8 RGB images ``(H, W, 3)``: what :class:`arcface.pipeline.FaceAnalyzer` uses.
+
+    Attributes:
+        has_kps: the detector gives the 5 landmarks (alignment needs them).
+        prefers_batches: several images per model run are faster than one at a time (true on GPUs).
+    Methods return :class:`Detections` in pixels of each input image, sorted by descending score.
+    """
+
+    has_kps: bool
+
+    @property
+    def prefers_batches(self) -> bool: ...
 
     def detect(self, image_rgb: np.ndarray) -> Detections: ...
 
-    def detect_many(self, images_rgb: list[np.ndarray]) -> list[Detections]: ...
+    def detect_many(self, images_rgb: list[np.ndarray], batch_size: int = 8) -> list[Detections]: ...

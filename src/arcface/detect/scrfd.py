@@ -135,6 +135,7 @@ class SCRFD:
         self.max_faces = int(max_faces)
         self.min_face_size = float(min_face_size)
         self.pad_retry = bool(pad_retry)
+        self.model_path = str(model_path)
         self.session = get_session(model_path, threads)
         self.input_name = spec.input_name or self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()
@@ -146,6 +147,12 @@ class SCRFD:
         self.strides, self.num_anchors, self.has_kps = _LAYOUTS[len(outputs)]
         self.batched = dynamic_batch(self.session)
         self._centers: dict[tuple[int, int, int], np.ndarray] = {}
+
+    @property
+    def prefers_batches(self) -> bool:
+        """True on CUDA with a batch-capable model; on CPU one canvas per run is faster (measured: 4 images at
+        640x640 take 111 ms as one batch of 4 and 86 ms one by one)."""
+        return self.batched and "CUDAExecutionProvider" in self.session.get_providers()
 
     def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
         key = (height, width, stride)

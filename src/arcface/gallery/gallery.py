@@ -18,7 +18,7 @@ import json
 import math
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from arcface.errors import InputError
 from arcface.gallery.backends import VectorIndex, make_index
 from arcface.gallery.contract import EmbeddingContract
 from arcface.gallery.store import GalleryStore, Identity, encode_array
+from arcface.verify import threshold_for
 
 #: Identity reported for a face whose best match is below the threshold.
 UNKNOWN = "unknown"
@@ -36,24 +37,11 @@ UNKNOWN = "unknown"
 #: File name of the saved FAISS index (a cache; the gallery's own files stay the source of truth).
 INDEX_CACHE = "index-cache.npz"
 
-#: Cosine threshold used when arcface.verify offers none.
-FALLBACK_THRESHOLD = 0.3
-
 
 def default_threshold(recognizer_sha256: str | None = None) -> float:
-    """Default cosine threshold: the calibrated one of a recognizer (by file SHA-256) from
-    :mod:`arcface.verify`, else its fallback (0.3 when that module is unavailable)."""
-    try:
-        import arcface.verify as verify
-    except ImportError:
-        return FALLBACK_THRESHOLD
-    threshold_for = getattr(verify, "threshold_for", None)
-    if recognizer_sha256 and callable(threshold_for):
-        try:
-            return float(threshold_for(recognizer_sha256).value)
-        except (AttributeError, TypeError, ValueError, KeyError):
-            pass
-    return float(getattr(verify, "FALLBACK_THRESHOLD", FALLBACK_THRESHOLD))
+    """Default cosine threshold: the calibrated one of a recognizer (by file SHA-256), else the fallback
+    (see :func:`arcface.verify.threshold_for`)."""
+    return float(threshold_for(recognizer_sha256).value)
 
 
 @dataclass(frozen=True)
@@ -441,30 +429,6 @@ class Gallery:
                 )
             store.commit(ops)
         self._sync()
-
-    def enroll_images(
-        self,
-        name: str,
-        images: Sequence[Any],
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        analyzer: Any = None,
-        replace: bool = False,
-    ) -> dict[str, Any]:
-        """Enrol ``name`` from photos (paths, bytes or uint8 RGB arrays), one face per photo.
-
-        Each photo contributes the embedding of its largest detected face. Needs the inference pipeline
-        (:class:`arcface.pipeline.FaceAnalyzer`, created with the default pack when ``analyzer`` is None).
-        Raises :class:`arcface.errors.NoFaceError` naming a photo without a face.
-        """
-        from arcface.gallery.faces import embed_largest_faces
-
-        if analyzer is None:
-            from arcface.pipeline import FaceAnalyzer
-
-            analyzer = FaceAnalyzer()
-        emb = embed_largest_faces(analyzer, images)
-        return self.enroll(name, emb, metadata, replace=replace, contract=EmbeddingContract.from_analyzer(analyzer))
 
     @_serialised
     def remove(self, name: str) -> None:

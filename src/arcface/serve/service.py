@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError
+from arcface.face import Face, largest_face
 from arcface.gallery import EmbeddingContract
 from arcface.imageio import MAX_DECODE_BYTES, decode_image
-from arcface.pipeline import Face, FaceAnalyzer, largest_face
+from arcface.pipeline import FaceAnalyzer
 from arcface.serve.errors import ApiError
 from arcface.serve.galleries import GalleryRegistry
 from arcface.verify import Threshold, threshold_for, verify_faces

@@ -52,29 +52,12 @@ def dominant_angles(
     if weight.shape[0] % k:
         raise InputError(f"head weight has {weight.shape[0]} rows, not a multiple of K={k}")
     num_classes = weight.shape[0] // k
-    try:
-        from arcface.nn.subcenter import SubCenterArcFace
-    except ImportError:  # pragma: no cover - nn is part of the package
-        return dominant_angles_local(embeddings, labels, weight, k)
+    from arcface.nn.subcenter import SubCenterArcFace
+
     head = SubCenterArcFace(weight.shape[1], num_classes, k=k)
     with torch.no_grad():
         head.weight.copy_(weight)
     dom, ang = head.dominant(embeddings, labels)
-    return dom.numpy(), ang.numpy()
-
-
-def dominant_angles_local(
-    embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Same as :func:`dominant_angles` without :mod:`arcface.nn` (ties: the lowest sub-centre index)."""
-    num_classes = weight.shape[0] // k
-    x = torch.nn.functional.normalize(embeddings.float(), dim=1)
-    w = torch.nn.functional.normalize(weight.float(), dim=1).view(num_classes, k, -1)
-    cos = torch.einsum("nd,nkd->nk", x, w[labels])
-    counts = torch.zeros(num_classes, k, dtype=torch.long)
-    counts.index_put_((labels, cos.argmax(1)), torch.ones_like(labels), accumulate=True)
-    dom = counts.argmax(1)[labels]
-    ang = torch.acos(cos.gather(1, dom[:, None])[:, 0].clamp(-1, 1))
     return dom.numpy(), ang.numpy()
 
 

@@ -3,10 +3,9 @@
 Backbones come from :func:`arcface.nn.create_model` (``iresnet18..200``, ``mbf``, ...). The trainer adds
 ``tiny``: a 4-stage CNN for CPU tests and the synthetic-data check, small enough to train in seconds.
 
-Heads map ``(embeddings, labels)`` to the mean margin-softmax cross-entropy. :class:`LocalMarginHead` holds
-every class centre (optionally K sub-centres per class) in one process; with several processes, or a
-sample rate below 1, the trainer uses :class:`arcface.nn.PartialFC` when it is available (class centres
-sharded across ranks: ``head_is_sharded``).
+Heads map ``(embeddings, labels)`` to the mean margin-softmax cross-entropy. The head is always
+:class:`arcface.nn.PartialFC`: class centres (optionally K sub-centres per class) sharded across ranks,
+a fraction sampled per step; in one process at sample rate 1 it equals a full FC layer.
 """
 
 from __future__ import annotations
@@ -15,10 +14,12 @@ import logging
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from arcface.errors import InputError
+from arcface.nn import create_model
+from arcface.nn.margins import CombinedMarginLoss
+from arcface.nn.partial_fc import PartialFC
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,6 @@ def build_backbone(
     """The backbone named ``network`` (``tiny`` or a name of :func:`arcface.nn.create_model`)."""
     if network == "tiny":
         return TinyNet(embedding_size, width or 16, dropout, norm=norm)
-    try:
-        from arcface.nn import create_model
-    except ImportError as exc:
-        raise InputError(f"backbone {network!r} needs arcface.nn ({exc})") from exc
     kwargs: dict[str, Any] = {}
     if dropout:
         kwargs["dropout"] = dropout
@@ -78,45 +75,9 @@ def build_backbone(
     return create_model(network, num_features=embedding_size, **kwargs)
 
 
-class LocalMarginHead(nn.Module):
-    """All class centres in one process: ``(C*K, D)`` weight, class cosine = max over K sub-centres.
-
-    ``forward(embeddings, labels)`` returns the mean cross-entropy of the margin logits computed by
-    ``margin`` (a :class:`arcface.nn.CombinedMarginLoss`: cosines -> scaled logits).
-    """
-
-    def __init__(self, embedding_size: int, num_classes: int, margin: nn.Module, k: int = 1) -> None:
-        super().__init__()
-        self.num_classes, self.k, self.embedding_size = num_classes, k, embedding_size
-        self.margin = margin
-        self.weight = nn.Parameter(torch.normal(0.0, 0.01, (num_classes * k, embedding_size)))
-
-    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(embeddings.float(), dim=1)
-        w = F.normalize(self.weight.float(), dim=1)
-        cos = x @ w.t()
-        if self.k > 1:
-            cos = cos.view(x.shape[0], self.num_classes, self.k).amax(dim=2)
-        return cos.clamp(-1.0, 1.0)
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = self.margin(self.cosine(embeddings), labels.long())
-        return F.cross_entropy(logits, labels.long())
-
-
 def build_margin(margin_list: tuple[float, float, float], scale: float) -> nn.Module:
-    from arcface.nn.margins import CombinedMarginLoss
-
     m1, m2, m3 = margin_list
     return CombinedMarginLoss(s=scale, m1=m1, m2=m2, m3=m3)
-
-
-def _partial_fc_class():
-    try:
-        from arcface.nn.partial_fc import PartialFC
-    except ImportError:
-        return None
-    return PartialFC
 
 
 def build_head(
@@ -126,34 +87,21 @@ def build_head(
     scale: float,
     sample_rate: float = 1.0,
     subcenters: int = 1,
-    world_size: int = 1,
     generator: torch.Generator | None = None,
-) -> tuple[nn.Module, bool]:
-    """The margin head and whether its class centres are sharded across ranks (model parallel).
-
-    Uses :class:`arcface.nn.PartialFC` (also in one process, where it equals a full FC layer when
-    ``sample_rate == 1``); falls back to a replicated :class:`LocalMarginHead` only when Partial FC is
-    not importable. ``generator`` drives Partial FC's class sampling (saved in checkpoints).
-    """
+) -> nn.Module:
+    """The margin head: :class:`arcface.nn.PartialFC` (class centres sharded across the ranks of the
+    process group; at ``sample_rate == 1`` in one process it equals a full FC layer). ``generator``
+    drives Partial FC's class sampling (saved in checkpoints)."""
     if num_classes < 2:
         raise InputError(f"training needs at least 2 classes, got {num_classes}")
-    margin = build_margin(margin_list, scale)
-    pfc = _partial_fc_class()
-    if pfc is not None:
-        return (
-            pfc(
-                embedding_size=embedding_size,
-                num_classes=num_classes,
-                sample_rate=sample_rate,
-                margin_loss=margin,
-                num_subcenters=subcenters,
-                generator=generator,
-            ),
-            True,
-        )
-    if sample_rate < 1.0:
-        log.warning("arcface.nn.PartialFC is unavailable: training with the full softmax (sample_rate=1)")
-    return LocalMarginHead(embedding_size, num_classes, margin, subcenters), False
+    return PartialFC(
+        embedding_size=embedding_size,
+        num_classes=num_classes,
+        sample_rate=sample_rate,
+        margin_loss=build_margin(margin_list, scale),
+        num_subcenters=subcenters,
+        generator=generator,
+    )
 
 
 def head_weight(head: nn.Module) -> torch.Tensor:

@@ -125,16 +125,16 @@ class Trainer:
         torch.manual_seed(cfg.run.seed + 1000 * self.ctx.rank + 1)
         self.head_generator = torch.Generator(device=self.device)
         self.head_generator.manual_seed(cfg.run.seed + 7919 * (self.ctx.rank + 1))
-        head, self.head_sharded = build_head(
+        head = build_head(
             cfg.model.embedding_size,
             self.num_classes,
             cfg.head.margin_list,
             cfg.head.scale,
             cfg.head.sample_rate,
             cfg.head.subcenters,
-            self.ctx.world_size,
             generator=self.head_generator,
         )
+        self.head_sharded = True  # Partial FC: each rank holds its shard of the class centres
         self.head = head.to(self.device)
         seed_everything(cfg.run.seed + self.ctx.rank)
 
@@ -142,8 +142,6 @@ class Trainer:
         if self.ctx.world_size > 1:
             ddp_kw = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
             self.model = nn.parallel.DistributedDataParallel(self.backbone, **ddp_kw)
-            if not self.head_sharded:
-                self.head = nn.parallel.DistributedDataParallel(self.head, **ddp_kw)
 
         params = [
             {"params": list(self.backbone.parameters())},
