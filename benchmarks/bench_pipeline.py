@@ -25,7 +25,7 @@ import numpy as np
 from arcface import FaceAnalyzer
 from arcface.align import align_faces
 from arcface.imageio import load_image
-from arcface.zoo import builtin_dir
+from arcface.models.packs import builtin_dir
 
 
 def timed(fn, repeat: int) -> float:

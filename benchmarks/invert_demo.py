@@ -17,8 +17,8 @@ import numpy as np
 from arcface import FaceAnalyzer
 from arcface.imageio import load_image, save_image
 from arcface.invert import bn_prior, invert
+from arcface.models.packs import builtin_dir
 from arcface.nn.convert import load_onnx_recognizer
-from arcface.zoo import builtin_dir
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from arcface import FaceAnalyzer
 from arcface.detect import iou_matrix
 from arcface.imageio import load_image
-from arcface.zoo import builtin_dir
+from arcface.models.packs import builtin_dir
 
 
 def main() -> int:

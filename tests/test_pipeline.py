@@ -115,5 +115,12 @@ def test_cli_detect_json_and_draw(vectron_dir, tmp_path, capsys):
 
 def test_cli_models_list(capsys):
     assert main(["models", "list", "--json"]) == 0
-    packs = json.loads(capsys.readouterr().out)
-    assert any(p["name"] == "buffalo_sc" and p["source"] == "builtin" and p["verified"] for p in packs)
+    listing = json.loads(capsys.readouterr().out)
+    assert any(p["name"] == "buffalo_sc" and p["source"] == "builtin" and p["verified"] for p in listing["packs"])
+    mbf = next(m for m in listing["models"] if m["name"] == "w600k_mbf")
+    assert mbf["published"]["LFW"] == 99.70 and "non-commercial" in mbf["licence"]
+    assert main(["models", "info", "buffalo_l", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (
+        info["detector"]["name"] == "scrfd_10g_bnkps" and info["recognizer"]["published"]["IJB-C TAR@FAR=1e-4"] == 97.25
+    )

@@ -12,8 +12,8 @@ import pytest
 from arcface.detect import Detections, Detector
 from arcface.embed import Embedder
 from arcface.embed.onnx import OnnxEmbedder
+from arcface.models.packs import load_pack
 from arcface.pipeline import FaceAnalyzer
-from arcface.zoo import load_pack
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "arcface"
 

@@ -20,8 +20,8 @@ _EXPORTS = {
     "FaceAnalyzer": "arcface.pipeline",
     "Face": "arcface.face",
     "largest_face": "arcface.face",
-    "load_pack": "arcface.zoo",
-    "Pack": "arcface.zoo",
+    "load_pack": "arcface.models.packs",
+    "Pack": "arcface.models.packs",
     "load_image": "arcface.imageio",
     "align_faces": "arcface.align",
     "ModelSpec": "arcface.spec",
@@ -50,10 +50,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from arcface.face import Face, largest_face
     from arcface.gallery import Gallery
     from arcface.imageio import load_image
+    from arcface.models.packs import Pack, load_pack
     from arcface.pipeline import FaceAnalyzer
     from arcface.spec import ModelSpec
     from arcface.verify import VerifyResult, cosine_similarity
-    from arcface.zoo import Pack, load_pack
 
 
 def __getattr__(name: str) -> Any:

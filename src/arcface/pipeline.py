@@ -11,14 +11,14 @@ import numpy as np
 
 from arcface.align import align_faces
 from arcface.detect.base import Detector
-from arcface.detect.scrfd import SCRFD
 from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.errors import InputError, ModelError
 from arcface.face import Face
 from arcface.imageio import ImageInput, load_image
+from arcface.models import detector_family, resolve_pack
+from arcface.models.packs import Pack, sha256_file
 from arcface.spec import SCRFD_DETECTION
-from arcface.zoo import Pack, load_pack, sha256_file
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class FaceAnalyzer:
     """Detect, align and embed faces: a detector and an embedder composed (a pack's, or your own).
 
     Args:
-        pack: pack name, directory or :class:`~arcface.zoo.Pack` (default: ``buffalo_sc``, built in); it
+        pack: pack name, directory or :class:`~arcface.models.packs.Pack` (default: ``buffalo_sc``, built in); it
             provides the parts not given below and names the models in results and galleries.
         det_size: detector canvas side in pixels (multiple of 32) or ``(width, height)``.
         det_threshold: minimum detection confidence in ``[0, 1]``.
@@ -85,12 +85,12 @@ class FaceAnalyzer:
     ) -> None:
         # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
         needs_pack = pack is not None or detector is None or embedder is None
-        base_pack = load_pack(pack) if needs_pack else None
+        base_pack = (pack if isinstance(pack, Pack) else resolve_pack(pack)) if needs_pack else None
         if detector is None:
             assert base_pack is not None
-            detector = SCRFD(
+            detector = detector_family(base_pack.detector_family).build(
                 base_pack.detector,
-                spec=base_pack.detector_spec,
+                base_pack.detector_spec,
                 input_size=det_size,
                 score_threshold=det_threshold,
                 max_faces=max_faces,

@@ -15,9 +15,9 @@ from arcface.embed.onnx import OnnxEmbedder  # noqa: E402
 from arcface.embed.torch import TorchEmbedder  # noqa: E402
 from arcface.errors import InputError, ModelError  # noqa: E402
 from arcface.export.onnx import export_onnx, row_cosine  # noqa: E402
+from arcface.models.packs import sha256_file  # noqa: E402
 from arcface.nn import create_model  # noqa: E402
 from arcface.spec import ModelSpec  # noqa: E402
-from arcface.zoo import sha256_file  # noqa: E402
 
 
 def _random_model(arch: str, seed: int = 0):

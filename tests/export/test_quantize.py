@@ -18,7 +18,7 @@ from arcface.export.compare import (  # noqa: E402
 )
 from arcface.export.onnx import row_cosine  # noqa: E402
 from arcface.export.quantize import _upgrade, quantize_onnx, spec_for  # noqa: E402
-from arcface.zoo import sha256_file  # noqa: E402
+from arcface.models.packs import sha256_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")

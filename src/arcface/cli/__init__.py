@@ -76,9 +76,9 @@ def _fail(args: argparse.Namespace | None, message: str, code: int = EXIT_BAD_IN
 
 
 def _os_error(exc: OSError) -> str:
-    where = f" {exc.filename}" if exc.filename else ""
+    where = f"{exc.filename}: " if exc.filename else ""
     hint = {errno.ENOSPC: " (the disk is full)", errno.EROFS: " (read-only file system)"}.get(exc.errno or 0, "")
-    return f"arcface: error:{where}: {exc.strerror or exc}{hint}"
+    return f"arcface: error: {where}{exc.strerror or exc}{hint}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"arcface: {exc}", EXIT_NEGATIVE)
     except (InputError, ModelError, DependencyError, ArcFaceError) as exc:
         return _fail(args, f"arcface: error: {exc}")
+    except BrokenPipeError:  # the reader went away (`arcface models list | head`): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:  # disk full, read-only folder, permissions
         return _fail(args, _os_error(exc))
     except KeyboardInterrupt:  # pragma: no cover

@@ -29,8 +29,9 @@ class _Model:
 
 def _load_model(spec: str | None, need_detector: bool) -> _Model:
     from arcface.eval.models import model_digest, model_label, resolve_analyzer, resolve_embedder
+    from arcface.models import parse_model
 
-    is_file = spec is not None and Path(spec).suffix.lower() in (".onnx", ".pt", ".pth")
+    is_file = spec is not None and parse_model(spec).kind != "pack"
     if is_file:
         embedder = resolve_embedder(spec)
         detector = resolve_analyzer(None).detector if need_detector else None

@@ -83,7 +83,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     detector = args.with_detector
     if detector == "default":
-        from arcface.zoo import load_pack
+        from arcface.models.packs import load_pack
 
         detector = load_pack().detector
     res = export_onnx(

@@ -49,6 +49,11 @@ _LAYOUTS: dict[int, tuple[tuple[int, ...], int, bool]] = {
 MAX_INPUT_SIDE = 4096
 
 
+def recognises(session) -> bool:
+    """Whether an ONNX Runtime session has one of the SCRFD/RetinaFace output layouts above."""
+    return len(session.get_outputs()) in _LAYOUTS
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """Placement of an image on the detector canvas: ``canvas = image * scale + offset`` (pixels)."""

@@ -8,7 +8,6 @@ and its tests never need a model.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,55 +21,39 @@ from arcface.errors import InputError
 
 
 def resolve_analyzer(model: str | None = None) -> Any:
-    """``FaceAnalyzer`` for a pack name or pack directory (``None``: the default pack)."""
+    """``FaceAnalyzer`` for a pack name or pack directory (``None``: the default pack); see
+    :func:`arcface.models.parse_model` for the accepted spellings."""
+    from arcface.models import resolve_pack
     from arcface.pipeline import FaceAnalyzer
 
-    if model is None:
-        return FaceAnalyzer()
-    from arcface.zoo import load_pack
-
-    return FaceAnalyzer(load_pack(model))
+    return FaceAnalyzer(resolve_pack(model))
 
 
 def resolve_embedder(model: str | None = None) -> Any:
-    """Embedder for ``model``.
+    """Embedder for ``model`` (a pack, an ``.onnx`` recognizer or a torch checkpoint); this is
+    :func:`arcface.models.resolve_embedder`, the resolver every command shares."""
+    from arcface.models import resolve_embedder as resolve
 
-    * ``None`` or a pack name / pack directory: the pack's recognizer (``FaceAnalyzer(pack).embedder``);
-    * a path ending in ``.onnx``: :class:`arcface.embed.onnx.OnnxEmbedder`;
-    * a path ending in ``.pt`` / ``.pth``: :meth:`arcface.embed.torch.TorchEmbedder.from_checkpoint`.
-    """
-    if model is not None:
-        suffix = Path(model).suffix.lower()
-        if suffix in (".onnx", ".pt", ".pth") and not Path(model).is_file():
-            raise InputError(f"{model}: model file not found")
-        if suffix == ".onnx":
-            from arcface.embed.onnx import OnnxEmbedder
-
-            return OnnxEmbedder(model)
-        if suffix in (".pt", ".pth"):
-            from arcface.embed.torch import TorchEmbedder
-
-            return TorchEmbedder.from_checkpoint(model)
-    return resolve_analyzer(model).embedder
+    return resolve(model)
 
 
 def model_label(model: str | None) -> str:
     """Short human label of a ``--model`` value (for tables and plot legends)."""
     if model is None:
         return "default pack"
-    p = Path(model)
+    p = Path(model.partition(":")[2] if model.partition(":")[0] in ("pack", "onnx", "ckpt") else model)
     return p.stem if p.suffix else p.name or str(model)
 
 
 def model_digest(model: str | None) -> str | None:
-    """SHA-256 of a model file (``None`` for packs: their files are checked by the zoo)."""
-    if model is None or not Path(model).is_file():
+    """SHA-256 of a model file (``None`` for packs: their files are checked by the pack loader)."""
+    from arcface.models import parse_model
+    from arcface.models.packs import sha256_file
+
+    if model is None:
         return None
-    h = hashlib.sha256()
-    with open(model, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    ref = parse_model(model)
+    return sha256_file(ref.path) if ref.kind != "pack" and ref.path.is_file() else None
 
 
 def input_size(embedder: Any) -> tuple[int, int]:

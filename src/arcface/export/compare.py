@@ -131,8 +131,8 @@ def compare_recognizers(
     from arcface.eval.metrics import best_threshold
     from arcface.export.crops import reference_crops
     from arcface.export.quantize import spec_for
+    from arcface.models.packs import sha256_file
     from arcface.verify import threshold_for
-    from arcface.zoo import sha256_file
 
     ref = OnnxEmbedder(ref_path, spec_for(ref_path), threads=threads)
     new = OnnxEmbedder(new_path, spec_for(new_path), threads=threads)

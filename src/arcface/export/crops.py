@@ -78,7 +78,7 @@ def crops_from_dir(directory: str | os.PathLike, limit: int = 256) -> np.ndarray
 
 def wheel_photo_paths() -> list[Path]:
     """The sample photos shipped beside the default pack's model files (may be empty)."""
-    from arcface.zoo import builtin_dir
+    from arcface.models.packs import builtin_dir
 
     d = builtin_dir()
     if d is None:

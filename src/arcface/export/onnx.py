@@ -10,7 +10,7 @@ After export the file is checked against the torch module with ONNX Runtime on r
 :mod:`arcface.export.crops`) at batch sizes 1 and 7: the smallest per-face cosine between the two must reach
 ``min_cosine`` (0.9999) or the export fails and nothing is written. The file is written atomically; beside it
 go ``config.json`` and ``<stem>.json`` (the same :class:`~arcface.spec.ModelSpec`, the second is what
-:func:`arcface.zoo.load_pack` picks up for a recognizer ``<stem>.onnx``), so that
+:func:`arcface.models.packs.load_pack` picks up for a recognizer ``<stem>.onnx``), so that
 ``OnnxEmbedder(path, ModelSpec.from_json(config))`` or ``--pack <folder>`` use the model as exported.
 
 The exporter is torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``: the ``dynamo=True`` path
@@ -45,7 +45,6 @@ OUTPUT_NAME = "embedding"
 PARITY_BATCHES = (1, 7)
 MIN_COSINE = 0.9999
 #: Known detector file names: a folder holding one of these plus the export becomes a model pack.
-DETECTOR_NAMES = ("scrfd_500m_bnkps.onnx", "det_500m.onnx", "det_2.5g.onnx", "det_10g.onnx", "scrfd_10g_bnkps.onnx")
 
 
 @dataclass
@@ -237,24 +236,26 @@ def write_config(spec: ModelSpec, path: str | os.PathLike) -> Path:
 
 
 def _find_detector(directory: Path) -> Path | None:
-    return next((directory / n for n in DETECTOR_NAMES if (directory / n).is_file()), None)
+    """A registered detector file already in ``directory``."""
+    from arcface.models import model_cards
+
+    names = [n for card in model_cards("detector").values() for n in card.files]
+    return next((directory / n for n in names if (directory / n).is_file()), None)
 
 
 def write_pack_json(directory: Path, recognizer: Path, spec: ModelSpec, detector: Path) -> Path:
     """``pack.json`` naming ``detector`` and ``recognizer`` (both inside ``directory``) for ``load_pack(dir)``."""
-    from arcface.spec import SCRFD_DETECTION
+    from arcface.models import PackFile, card_for_file
 
-    meta = {
-        "name": directory.name,
-        "detector": detector.name,
-        "recognizer": recognizer.name,
-        "detector_spec": SCRFD_DETECTION.to_dict(),
-        "recognizer_spec": spec.to_dict(),
-    }
-    path = directory / "pack.json"
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(meta, indent=2) + "\n")
-    return path
+    card = card_for_file(detector.name)
+    return PackFile(
+        detector=detector.name,
+        recognizer=recognizer.name,
+        detector_family=card.family if card is not None else "scrfd",
+        detector_spec=card.spec if card is not None else None,
+        recognizer_spec=spec,
+        name=directory.name,
+    ).write(directory)
 
 
 def _torch_export(model: Any, path: Path, size_hw: tuple[int, int], opset: int, dynamic: bool) -> None:
@@ -313,7 +314,7 @@ def export_onnx(
         InputError: bad source or arguments; ModelError: export failed or parity below ``min_cosine``
         (nothing is written then).
     """
-    from arcface.zoo import sha256_file
+    from arcface.models.packs import sha256_file
 
     out = Path(out_path).expanduser()
     if out.suffix.lower() != ".onnx":

@@ -218,7 +218,7 @@ def quantize_onnx(
 
     from arcface.export.onnx import write_config
     from arcface.io_utils import atomic_write
-    from arcface.zoo import sha256_file
+    from arcface.models.packs import sha256_file
 
     src, out = Path(in_path).expanduser(), Path(out_path).expanduser()
     if not src.is_file():

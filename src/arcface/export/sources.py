@@ -65,7 +65,7 @@ def _from_onnx(path: Path, arch: str | None, kind: str, source: str, spec: Model
 
 
 def _from_pack(name: Any, arch: str | None) -> LoadedBackbone:
-    from arcface.zoo import load_pack
+    from arcface.models.packs import load_pack
 
     pack = load_pack(name)
     return _from_onnx(pack.recognizer, arch, "pack", f"pack {pack.name} ({pack.recognizer})", pack.recognizer_spec)
@@ -132,34 +132,29 @@ def load_backbone(source: Any, arch: str | None = None) -> LoadedBackbone:
         return _finish(source, arch=arch or type(source).__name__, kind="module", source=type(source).__name__)
     if not isinstance(source, str | os.PathLike):
         raise InputError(f"cannot export a {type(source).__name__}; pass an nn.Module, a path or a pack name")
-    path = Path(source).expanduser()
-    if path.is_file():
-        if path.suffix.lower() == ".onnx":
-            if arch is not None:
-                _check_arch(arch)
-            return _from_onnx(path, arch, "onnx", str(path), None)
-        return _from_torch_file(path, arch)
-    if path.is_dir():
+    from arcface.models import parse_model, resolve_pack
+
+    ref = parse_model(source)
+    path = ref.path
+    if ref.kind == "onnx":
+        if arch is not None:
+            _check_arch(arch)
+        return _from_onnx(path, arch, "onnx", str(path), None)
+    if ref.kind == "ckpt":
+        if path.is_file():
+            return _from_torch_file(path, arch)
         from arcface.train.checkpoint import latest_checkpoint
 
         if (path / "rank0.pt").is_file():
             return _from_torch_file(path / "rank0.pt", arch)
         latest = latest_checkpoint(path)
-        if latest is not None:
-            return _from_torch_file(latest / "rank0.pt", arch)
-        if any(path.glob("*.onnx")):
-            return _from_pack(path, arch)
-        raise InputError(f"{path}: folder holds no training checkpoint (rank0.pt, checkpoints/) and no .onnx model")
-    name = os.fspath(source)
-    looks_like_file = os.sep in name or Path(name).suffix.lower() in (".onnx", ".pt", ".pth", ".bin")
-    if looks_like_file:
-        raise InputError(f"{name}: checkpoint or model file not found")
+        if latest is None:
+            raise InputError(f"{path}: run folder holds no finished checkpoint (checkpoints/step_*/rank0.pt)")
+        return _from_torch_file(latest / "rank0.pt", arch)
     if arch is not None:
         _check_arch(arch)
-    from arcface.zoo import load_pack
-
     try:
-        pack = load_pack(name)
+        pack = resolve_pack(ref)
     except ModelError as exc:
-        raise InputError(f"{name}: no such file, and not a model pack ({exc})") from exc
+        raise InputError(f"{ref.value}: no such file, and not a model pack ({exc})") from exc
     return _from_pack(pack, arch)

@@ -54,23 +54,26 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def init_backbone_from(backbone: nn.Module, path: str, arch: str | None = None) -> None:
-    """Load backbone weights from a checkpoint (folder or ``.pt``) or an ONNX recognizer (fine-tuning).
+    """Load backbone weights for fine-tuning from any model string :func:`arcface.models.parse_model` accepts:
+    a checkpoint (folder or ``.pt``), an ONNX recognizer, or a pack (its recognizer).
 
-    For ONNX, ``arch`` is the registered backbone name the graph is converted into (e.g. ``mbf_w600k`` for
-    insightface's ``w600k_mbf.onnx``); it must be the trainer's ``model.network``.
+    For ONNX (and packs), ``arch`` is the registered backbone name the graph is converted into (e.g.
+    ``mbf_w600k`` for insightface's ``w600k_mbf.onnx``); it must be the trainer's ``model.network``.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"run.init_from: {path} not found")
-    if p.suffix == ".onnx":
-        try:
-            from arcface.nn.convert import load_onnx_recognizer
-        except ImportError as exc:
-            raise InputError(f"run.init_from: ONNX import needs arcface.nn.convert ({exc})") from exc
-        src = load_onnx_recognizer(p, arch=arch)
+    from arcface.models import parse_model, resolve_pack
+
+    try:
+        ref = parse_model(path)
+    except InputError as exc:
+        raise InputError(f"run.init_from: {exc}") from None
+    if ref.kind in ("onnx", "pack"):
+        from arcface.nn.convert import load_onnx_recognizer
+
+        onnx = ref.path if ref.kind == "onnx" else resolve_pack(ref).recognizer
+        src = load_onnx_recognizer(onnx, arch=arch)
         state = src.state_dict() if isinstance(src, nn.Module) else src
     else:
-        state = ckpt.load_backbone_state(p)
+        state = ckpt.load_backbone_state(ref.path)
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if len(missing) == len(backbone.state_dict()):
         raise InputError(f"run.init_from: {path} has no weights matching the backbone")

@@ -4,8 +4,9 @@ import shutil
 import pytest
 
 from arcface.errors import ModelError
+from arcface.models import get_model
+from arcface.models.packs import DEFAULT_PACK, list_packs, load_pack, sha256_file
 from arcface.spec import ModelSpec
-from arcface.zoo import DEFAULT_PACK, KNOWN_SHA256, list_packs, load_pack, sha256_file
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def test_builtin_default_pack_is_verified():
     pack = load_pack()
     assert pack.name == DEFAULT_PACK and pack.source == "builtin" and pack.verified
     assert pack.recognizer.name == "w600k_mbf.onnx" and pack.detector.name == "scrfd_500m_bnkps.onnx"
-    assert pack.recognizer_sha256 in KNOWN_SHA256["w600k_mbf.onnx"]
+    assert pack.recognizer_sha256 in get_model("w600k_mbf").sha256
     assert "non-commercial" in pack.licence
 
 

