@@ -8,6 +8,10 @@ Inside the library images are ``uint8`` arrays of shape ``(H, W, 3)`` in **RGB**
 
 For the ArcFace recognizers of insightface (w600k_*, arcface_torch exports) that is RGB, mean 127.5,
 std 127.5, so the input lies in ``[-1, 1]``; for SCRFD detectors it is RGB, mean 127.5, std 128.0.
+
+Models exported for edge devices can take raw ``uint8`` pixels (``input_dtype="uint8"``, e.g. DepthAI's
+"NCHW, BGR un-normalized"): the normalisation lives inside the graph (recorded in ``extra["baked"]``) and
+:meth:`preprocess` only orders the channels and the layout.
 A spec round-trips through the ``config.json`` written beside exported models (:meth:`to_json`).
 """
 
@@ -25,6 +29,7 @@ from arcface.errors import InputError
 
 ColorOrder = Literal["RGB", "BGR"]
 Layout = Literal["NCHW", "NHWC"]
+InputDtype = Literal["float32", "uint8"]
 
 CONFIG_VERSION = 1
 
@@ -42,6 +47,8 @@ class ModelSpec:
         input_name, output_names: graph tensor names (``None``: take the model's first input / all outputs).
         embedding_dim: length of the embedding (recognition only).
         extra: free-form facts (e.g. detector strides, keypoints) kept in config.json.
+        input_dtype: ``"float32"`` (normalised as above) or ``"uint8"`` (raw pixels in ``[0, 255]`` in the
+            model's colour order; ``mean``/``std`` must then be 0 and 1: the graph normalises).
     """
 
     task: Literal["recognition", "detection"] = "recognition"
@@ -54,8 +61,13 @@ class ModelSpec:
     output_names: tuple[str, ...] | None = None
     embedding_dim: int | None = 512
     extra: dict[str, Any] = field(default_factory=dict)
+    input_dtype: InputDtype = "float32"
 
     def __post_init__(self) -> None:
+        if self.input_dtype not in ("float32", "uint8"):
+            raise InputError(f"input_dtype must be 'float32' or 'uint8', got {self.input_dtype!r}")
+        if self.input_dtype == "uint8" and (tuple(self.mean) != (0.0,) * 3 or tuple(self.std) != (1.0,) * 3):
+            raise InputError("a uint8 input takes raw pixels: mean must be (0, 0, 0) and std (1, 1, 1)")
         if self.color_order not in ("RGB", "BGR"):
             raise InputError(f"color_order must be 'RGB' or 'BGR', got {self.color_order!r}")
         if self.layout not in ("NCHW", "NHWC"):
@@ -71,11 +83,16 @@ class ModelSpec:
         Args:
             images_rgb: ``uint8`` (or float in ``[0, 255]``) array ``(N, H, W, 3)``, RGB.
         Returns:
-            float32 array in the spec's layout, colour order and normalisation.
+            float32 array in the spec's layout, colour order and normalisation (``uint8`` for a uint8 spec).
         """
         x = np.asarray(images_rgb)
         if x.ndim != 4 or x.shape[-1] != 3:
             raise InputError(f"expected images of shape (N, H, W, 3), got {x.shape}")
+        if self.input_dtype == "uint8":
+            x = np.clip(x, 0, 255).astype(np.uint8, copy=False)
+            if self.color_order == "BGR":
+                x = x[..., ::-1]
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.layout == "NCHW" else x)
         if self.layout == "NCHW" and len(set(self.std)) == 1 and len(x) > 0 and x.dtype == np.uint8:
             # OpenCV's fused path, about 4x faster than numpy: channels swapped first when the model wants
             # BGR, then (pixel - mean) * (1 / std) with the mean in the model's channel order.

@@ -71,3 +71,34 @@ def test_export_then_quantize(tmp_path, capsys, real_crops):
     assert "not found" in capsys.readouterr().err
     assert main(["export", "quantize", str(out), str(q), "--calib", str(tmp_path / "nodir")]) == 2
     assert "calibration folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["bgr-uint8", "rgb-uint8"])
+def test_uint8_input_export_fed_raw_bytes_equals_the_library(fmt, tmp_path, capsys, analyzer, wheel_images):
+    """``--input bgr-uint8``: a device feeds camera bytes (BGR, NCHW, 0..255) and gets the library's embeddings."""
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / fmt / "rec.onnx"
+    assert main(["export", "onnx", "buffalo_sc", str(out), "--input", fmt, "--with-detector", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert min(res["parity_min_cosine"].values()) >= 0.9999 and res["pack_json"]
+    cfg = json.loads((out.parent / "config.json").read_text())
+    assert cfg["input_dtype"] == "uint8" and cfg["extra"]["input"]["dtype"] == "uint8"
+    assert cfg["color_order"] == fmt[:3].upper() and cfg["extra"]["baked"]["mean"] == [127.5] * 3
+
+    faces = analyzer.analyze(wheel_images["gdp.jpg"], with_crops=True)
+    crops = np.stack([f.crop for f in faces])  # RGB, as the library holds them
+    raw = crops[..., ::-1] if fmt == "bgr-uint8" else crops
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(uint8)"
+    emb = sess.run(None, {"input": np.ascontiguousarray(raw.transpose(0, 3, 1, 2))})[0]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ref = np.stack([f.embedding for f in faces])
+    assert float(np.sum(emb * ref, axis=1).min()) >= 0.9999
+
+    # the folder is a pack: the library feeds it through the spec's uint8 path
+    from arcface.pipeline import FaceAnalyzer
+
+    mine = FaceAnalyzer(pack=out.parent).analyze(wheel_images["gdp.jpg"])
+    assert float(min(a.embedding @ b.embedding for a, b in zip(mine, faces, strict=True))) >= 0.9999

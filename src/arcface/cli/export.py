@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DET.onnx",
         help="copy a detector (default: the default pack's) beside the export and write pack.json",
     )
+    o.add_argument(
+        "--input",
+        dest="input_format",
+        choices=("float", "bgr-uint8", "rgb-uint8"),
+        default="float",
+        help="graph input: float (normalised float32 RGB, the default) or raw uint8 pixels in BGR or RGB order "
+        "with the normalisation baked into the graph (DepthAI: bgr-uint8)",
+    )
     o.add_argument("--min-cosine", type=float, default=0.9999, help="parity threshold (default 0.9999)")
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_export_onnx)
@@ -94,6 +102,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         dynamic_batch=not args.no_dynamic_batch,
         min_cosine=args.min_cosine,
         detector=detector,
+        input_format=args.input_format,
     )
     if args.json:
         print_json(res.to_dict())

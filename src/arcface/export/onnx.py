@@ -13,6 +13,11 @@ go ``config.json`` and ``<stem>.json`` (the same :class:`~arcface.spec.ModelSpec
 :func:`arcface.models.packs.load_pack` picks up for a recognizer ``<stem>.onnx``), so that
 ``OnnxEmbedder(path, ModelSpec.from_json(config))`` or ``--pack <folder>`` use the model as exported.
 
+``input_format`` ``"bgr-uint8"`` or ``"rgb-uint8"`` bakes the channel order and the normalisation into the
+graph instead: the input is then uint8 ``(N, 3, H, W)`` raw pixels in that channel order (DepthAI's "NCHW,
+BGR un-normalized" for ``bgr-uint8``), and the parity check feeds it raw bytes and compares with the library's
+own float path on the same RGB crops.
+
 The exporter is torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``: the ``dynamo=True`` path
 needs the extra ``onnxscript`` package and gains nothing for these plain conv nets.
 """
@@ -43,6 +48,8 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
 PARITY_BATCHES = (1, 7)
+#: ``--input`` choices: the normalised float input of the library, or raw uint8 pixels (normalisation baked in).
+INPUT_FORMATS = ("float", "bgr-uint8", "rgb-uint8")
 MIN_COSINE = 0.9999
 #: Known detector file names: a folder holding one of these plus the export becomes a model pack.
 
@@ -117,12 +124,56 @@ def _torch_raw(model: Any, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).float().numpy()
 
 
+class BakedInput(torch.nn.Module):
+    """``model`` behind its own preprocessing: uint8 ``(N, 3, H, W)`` pixels in ``order`` -> embeddings.
+
+    The module converts to float, reorders channels to the model's (``spec.color_order``) and applies
+    ``(pixel - mean) / std``, so a device can feed camera bytes as they are.
+    """
+
+    def __init__(self, model: Any, spec: ModelSpec, order: str) -> None:
+        super().__init__()
+        self.model = model
+        self.swap = order.upper() != spec.color_order
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", (1.0 / torch.tensor(spec.std, dtype=torch.float32)).view(1, 3, 1, 1))
+
+    def forward(self, x: Any) -> Any:
+        x = x.float()
+        if self.swap:
+            x = x.flip(1)
+        return self.model((x - self.mean) * self.inv_std)
+
+
+def baked_spec(base: ModelSpec, input_format: str) -> ModelSpec:
+    """The spec of a graph with ``input_format`` baked in (uint8 pixels, normalisation recorded in extra)."""
+    order = input_format.split("-")[0].upper()
+    return base.with_(
+        color_order=order,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        input_dtype="uint8",
+        extra={
+            **base.extra,
+            "baked": {
+                "input_format": input_format,
+                "model_color_order": base.color_order,
+                "mean": list(base.mean),
+                "std": list(base.std),
+                "note": f"the graph converts uint8 {order} pixels to the model's {base.color_order} order and "
+                "applies (pixel - mean) / std itself",
+            },
+        },
+    )
+
+
 def parity_check(
     model: Any,
     onnx_path: str | os.PathLike,
     crops_rgb: np.ndarray,
     spec: ModelSpec = ARCFACE_RECOGNITION,
     batch_sizes: tuple[int, ...] = PARITY_BATCHES,
+    onnx_spec: ModelSpec | None = None,
 ) -> dict[int, float]:
     """Smallest per-face cosine between torch and ONNX Runtime raw embeddings, per batch size.
 
@@ -130,7 +181,8 @@ def parity_check(
         model: the torch module (eval mode).
         onnx_path: its export (input ``"input"`` or the graph's first input).
         crops_rgb: uint8 ``(N, H, W, 3)`` RGB aligned crops, ``N >= max(batch_sizes)``.
-        spec: preprocessing shared by both (pixels ``[0, 255]`` -> ``(pixel - mean) / std``).
+        spec: the torch model's preprocessing (pixels ``[0, 255]`` -> ``(pixel - mean) / std``).
+        onnx_spec: the ONNX graph's, when it differs (a baked uint8 input); default ``spec``.
     """
     sess = _ort_session(Path(onnx_path))
     name = sess.get_inputs()[0].name
@@ -138,9 +190,8 @@ def parity_check(
     for b in batch_sizes:
         if len(crops_rgb) < b:
             raise InputError(f"parity check at batch {b} needs {b} crops, got {len(crops_rgb)}")
-        x = spec.preprocess(crops_rgb[:b])
-        ref = _torch_raw(model, x)
-        got = sess.run(None, {name: x})[0]
+        ref = _torch_raw(model, spec.preprocess(crops_rgb[:b]))
+        got = sess.run(None, {name: (onnx_spec or spec).preprocess(crops_rgb[:b])})[0]
         if got.shape != ref.shape:
             raise ModelError(f"{onnx_path}: ONNX output shape {got.shape} differs from torch {ref.shape}")
         out[b] = float(row_cosine(ref, got).min())
@@ -189,6 +240,13 @@ def _config_spec(
         f"(pixel - mean) / std with mean {list(mean)} and std {list(std)} in pixel units, "
         f"so the input spans [{min(lo):.4g}, {max(hi):.4g}]; layout NCHW float32"
     )
+    if base.input_dtype == "uint8":
+        baked = base.extra.get("baked", {})
+        pixel_note = (
+            f"feed raw {base.color_order} pixels as uint8 (0..255), layout NCHW, no normalisation: the graph "
+            f"converts them to {baked.get('model_color_order')} and applies (pixel - mean) / std with mean "
+            f"{baked.get('mean')} and std {baked.get('std')} itself"
+        )
     extra = {
         **{k: v for k, v in base.extra.items() if k not in ("input", "output")},
         "arch": loaded.arch,
@@ -202,7 +260,7 @@ def _config_spec(
         "input": {
             "name": INPUT_NAME,
             "shape": [batch, 3, h, w],
-            "dtype": "float32",
+            "dtype": base.input_dtype,
             "layout": "NCHW",
             "color_order": base.color_order,
             "mean": list(mean),
@@ -258,8 +316,10 @@ def write_pack_json(directory: Path, recognizer: Path, spec: ModelSpec, detector
     ).write(directory)
 
 
-def _torch_export(model: Any, path: Path, size_hw: tuple[int, int], opset: int, dynamic: bool) -> None:
-    dummy = torch.zeros(2 if dynamic else 1, 3, *size_hw)
+def _torch_export(
+    model: Any, path: Path, size_hw: tuple[int, int], opset: int, dynamic: bool, dtype: Any = None
+) -> None:
+    dummy = torch.zeros(2 if dynamic else 1, 3, *size_hw, dtype=dtype or torch.float32)
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -290,6 +350,7 @@ def export_onnx(
     min_cosine: float = MIN_COSINE,
     crops: np.ndarray | None = None,
     detector: str | os.PathLike | None = None,
+    input_format: str = "float",
 ) -> ExportResult:
     """Export a recognition backbone to ONNX with a parity check and a ``config.json``.
 
@@ -308,6 +369,8 @@ def export_onnx(
             default pack's photos (:func:`arcface.export.crops.reference_crops`).
         detector: a detector ``.onnx`` to copy beside the export, making its folder a model pack
             (``pack.json``); a known detector already in the folder is used without this.
+        input_format: ``"float"`` (normalised float32 in the spec's colour order), or ``"bgr-uint8"`` /
+            ``"rgb-uint8"`` (raw uint8 pixels in that order; the normalisation is baked into the graph).
     Returns:
         :class:`ExportResult` (paths, digest, parity figures).
     Raises:
@@ -321,6 +384,8 @@ def export_onnx(
         raise InputError(f"{out}: the output file must end in .onnx")
     if not 7 <= opset <= 23:
         raise InputError(f"opset must be in [7, 23], got {opset}")
+    if input_format not in INPUT_FORMATS:
+        raise InputError(f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
     loaded = load_backbone(model_or_checkpoint, arch)
     base = spec or loaded.spec or ARCFACE_RECOGNITION
     if base.task != "recognition" or base.layout != "NCHW":
@@ -343,16 +408,21 @@ def export_onnx(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    graph_spec = base if input_format == "float" else baked_spec(base, input_format)
+    graph = loaded.model if input_format == "float" else BakedInput(loaded.model, base, graph_spec.color_order)
     try:
-        _torch_export(loaded.model, tmp, (h, w), opset, dynamic_batch)
-        parity = parity_check(loaded.model, tmp, crops, base, batches)
+        dtype = torch.uint8 if input_format != "float" else None
+        _torch_export(graph.eval(), tmp, (h, w), opset, dynamic_batch, dtype)
+        parity = parity_check(loaded.model, tmp, crops, base, batches, onnx_spec=graph_spec)
         bad = {b: c for b, c in parity.items() if not c >= min_cosine}
         if bad:
             raise ModelError(f"ONNX export of {loaded.source} disagrees with torch: min cosine {bad} < {min_cosine}")
         source_parity: dict[int, float] = {}
         if loaded.onnx_path is not None:
             src_spec = loaded.spec or base
-            source_parity = onnx_vs_onnx(loaded.onnx_path, src_spec, tmp, base.with_(input_name=None), crops, batches)
+            source_parity = onnx_vs_onnx(
+                loaded.onnx_path, src_spec, tmp, graph_spec.with_(input_name=None), crops, batches
+            )
             bad = {b: c for b, c in source_parity.items() if not c >= min_cosine}
             if bad:
                 raise ModelError(
@@ -365,7 +435,7 @@ def export_onnx(
             tmp.unlink()
 
     sha = sha256_file(out)
-    final_spec = _config_spec(base, loaded, dim, opset, dynamic_batch, out.name, sha)
+    final_spec = _config_spec(graph_spec, loaded, dim, opset, dynamic_batch, out.name, sha)
     config_path = write_config(final_spec, out.with_name("config.json"))
     if out.stem != "config":
         write_config(final_spec, out.with_name(out.stem + ".json"))
