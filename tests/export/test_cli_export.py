@@ -102,3 +102,48 @@ def test_uint8_input_export_fed_raw_bytes_equals_the_library(fmt, tmp_path, caps
 
     mine = FaceAnalyzer(pack=out.parent).analyze(wheel_images["gdp.jpg"])
     assert float(min(a.embedding @ b.embedding for a, b in zip(mine, faces, strict=True))) >= 0.9999
+
+
+def test_openvino_export_matches_onnx_runtime(tmp_path, capsys, analyzer, wheel_images):
+    ov = pytest.importorskip("openvino")
+    import numpy as np
+
+    out = tmp_path / "ov"
+    assert main(["export", "openvino", "buffalo_sc", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert min(res["parity_min_cosine"].values()) >= 0.9999 and (out / "model.bin").is_file()
+    faces = analyzer.analyze(wheel_images["gdp.jpg"], with_crops=True)
+    crops = np.stack([f.crop for f in faces])
+    from arcface.spec import ModelSpec
+
+    spec = ModelSpec.from_json(out / "config.json")
+    model = ov.Core().compile_model(str(out / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    emb = model(spec.preprocess(crops))[model.output(0)]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    assert float(np.sum(emb * np.stack([f.embedding for f in faces]), axis=1).min()) >= 0.9999
+
+
+def test_nnarchive_validates_with_luxonis_schema(tmp_path, capsys, analyzer, wheel_images):
+    import tarfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / "arcface_mbf.tar.xz"
+    assert main(["export", "nnarchive", "buffalo_sc", str(out)]) == 0
+    assert "BGR" in capsys.readouterr().out
+    with tarfile.open(out) as tar:
+        assert sorted(tar.getnames()) == ["arcface_mbf.onnx", "config.json"]
+        cfg = json.load(tar.extractfile("config.json"))
+        (tmp_path / "x").mkdir()
+        tar.extract("arcface_mbf.onnx", tmp_path / "x")
+    inp = cfg["model"]["inputs"][0]
+    assert inp["dtype"] == "uint8" and inp["shape"] == [1, 3, 112, 112]
+    assert inp["preprocessing"]["dai_type"] == "BGR888p" and cfg["model"]["metadata"]["path"] == "arcface_mbf.onnx"
+    lux = pytest.importorskip("luxonis_ml.nn_archive")
+    lux.Config(**cfg)  # Luxonis' own pydantic schema: raises on any deviation
+    # the archived model, fed one raw BGR face as a camera gives it, matches the library
+    face = analyzer.analyze(wheel_images["yaoming.jpg"], with_crops=True)[0]
+    sess = ort.InferenceSession(str(tmp_path / "x" / "arcface_mbf.onnx"), providers=["CPUExecutionProvider"])
+    emb = sess.run(None, {"input": np.ascontiguousarray(face.crop[None, ..., ::-1].transpose(0, 3, 1, 2))})[0][0]
+    assert float(emb @ face.embedding / np.linalg.norm(emb)) >= 0.9999

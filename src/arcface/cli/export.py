@@ -9,7 +9,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a backbone to ONNX (parity-checked, with config.json) or quantize one to int8",
+        help="export a backbone to ONNX, OpenVINO IR or a DepthAI NN Archive (parity-checked), or quantize to int8",
         description="Deployment tools: 'export onnx' writes a recognizer .onnx plus config.json after checking "
         "it against torch; 'export quantize' makes an int8 version and reports what it costs in accuracy.",
     )
@@ -48,6 +48,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with the normalisation baked into the graph (DepthAI: bgr-uint8)",
     )
     o.add_argument("--min-cosine", type=float, default=0.9999, help="parity threshold (default 0.9999)")
+
+    for fmt, what, out_help, default_input in (
+        ("openvino", "OpenVINO IR (model.xml/.bin) checked against ONNX Runtime at f32", "OUT_DIR", "float"),
+        (
+            "nnarchive",
+            "Luxonis NN Archive (.tar.xz: config.json + ONNX, batch 1) for DepthAI",
+            "OUT.tar.xz",
+            "bgr-uint8",
+        ),
+    ):
+        e = ex.add_parser(fmt, help=f"export to {what} (needs arcface[train]; openvino: arcface[openvino])")
+        e.add_argument("source", metavar="SOURCE", help="checkpoint, state dict, .onnx file or pack name")
+        e.add_argument("out", metavar=out_help)
+        e.add_argument("--arch", default=None, help="backbone name (required for bare state dicts)")
+        e.add_argument(
+            "--input",
+            dest="input_format",
+            choices=("float", "bgr-uint8", "rgb-uint8"),
+            default=default_input,
+            help=f"graph input (default {default_input}; see 'arcface export onnx --help')",
+        )
+        e.add_argument("--min-cosine", type=float, default=0.9999, help="parity threshold (default 0.9999)")
+        e.add_argument("--json", action="store_true", help="print the result as JSON")
+        e.set_defaults(func=cmd_export_edge, edge_format=fmt)
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_export_onnx)
 
@@ -116,6 +140,24 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         print(f"round trip vs source onnx, batch {b}: min cosine {c:.7f}")
     if res.pack_json:
         print(f"pack: {res.pack_json} (use --pack {res.path.parent})")
+    return 0
+
+
+def cmd_export_edge(args: argparse.Namespace) -> int:
+    from arcface.cli.common import print_json
+    from arcface.errors import require
+
+    require("torch", "train")
+    from arcface.export import edge
+
+    fn = edge.export_openvino if args.edge_format == "openvino" else edge.export_nnarchive
+    res = fn(args.source, args.out, arch=args.arch, input_format=args.input_format, min_cosine=args.min_cosine)
+    if args.json:
+        print_json(res.to_dict())
+        return 0
+    print(f"wrote {res.path} (input {res.spec.input_dtype} {res.spec.color_order} NCHW)")
+    for b, c in res.parity.items():
+        print(f"parity, batch {b}: min cosine {c:.7f}")
     return 0
 
 
