@@ -1,8 +1,9 @@
-"""Atomic file writes: data reaches its final name whole or not at all."""
+"""File utilities: atomic writes (data reaches its final name whole or not at all) and cached SHA-256 digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -57,3 +58,21 @@ def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez`` written atomically."""
     with atomic_write(path) as f:
         np.savez(f, **arrays)
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file (cached by path, size and modification time)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = _DIGESTS[key] = h.hexdigest()
+    return digest

@@ -56,7 +56,8 @@ class FaceAnalyzer:
         pack: pack name, directory or :class:`~arcface.models.packs.Pack` (default: ``buffalo_sc``, built in); it
             provides the parts not given below and names the models in results and galleries.
         det_size: detector canvas side in pixels (multiple of 32) or ``(width, height)``.
-        det_threshold: minimum detection confidence in ``[0, 1]``.
+        det_threshold: minimum detection confidence in ``[0, 1]`` (``None``: the detector family's own default,
+            0.5 for SCRFD, 0.8 for MTCNN's final stage).
         max_faces: keep at most this many (largest) faces per image; 0 keeps all.
         min_face_size: ignore faces smaller than this many pixels on the shorter box side.
         flip: flip test-time augmentation for embeddings (sum of original and mirror, normalised).
@@ -73,7 +74,7 @@ class FaceAnalyzer:
         self,
         pack: str | os.PathLike | Pack | None = None,
         det_size: int | tuple[int, int] = 640,
-        det_threshold: float = 0.5,
+        det_threshold: float | None = None,
         max_faces: int = 0,
         min_face_size: float = 0.0,
         flip: bool = False,
@@ -88,14 +89,11 @@ class FaceAnalyzer:
         base_pack = (pack if isinstance(pack, Pack) else resolve_pack(pack)) if needs_pack else None
         if detector is None:
             assert base_pack is not None
+            options: dict = {"input_size": det_size, "max_faces": max_faces, "min_face_size": min_face_size}
+            if det_threshold is not None:
+                options["score_threshold"] = det_threshold
             detector = detector_family(base_pack.detector_family).build(
-                base_pack.detector,
-                base_pack.detector_spec,
-                input_size=det_size,
-                score_threshold=det_threshold,
-                max_faces=max_faces,
-                min_face_size=min_face_size,
-                threads=threads,
+                base_pack.detector, base_pack.detector_spec, threads=threads, **options
             )
         if not detector.has_kps:
             raise InputError(f"{_model_name(detector)}: detector has no landmarks; alignment needs 5 keypoints")

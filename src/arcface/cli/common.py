@@ -13,7 +13,12 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--pack", default=None, help="model pack name or directory (default: $ARCFACE_PACK or buffalo_sc)")
     g.add_argument("--det-size", type=int, default=640, help="detector canvas side, multiple of 32 (default 640)")
-    g.add_argument("--det-threshold", type=float, default=0.5, help="detection confidence threshold (default 0.5)")
+    g.add_argument(
+        "--det-threshold",
+        type=float,
+        default=None,
+        help="detection confidence threshold (default: the detector's own, 0.5 for SCRFD, 0.8 for MTCNN)",
+    )
     g.add_argument("--flip", action="store_true", help="flip test-time augmentation for embeddings")
 
 

