@@ -8,10 +8,10 @@ in percent, single scale, VGA resolution). Adding a model or a detector family i
 
 from __future__ import annotations
 
-from arcface.detect import scrfd
+from arcface.detect import mtcnn, scrfd
 from arcface.models.cards import DetectorFamily, ModelCard, PackCard, register_detector_family, register_model
 from arcface.models.cards import register_pack as _pack
-from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION
+from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION, ModelSpec
 
 INSIGHTFACE_LICENCE = (
     "insightface pretrained models: non-commercial research purposes only "
@@ -34,6 +34,39 @@ register_detector_family(
         build=lambda path, spec, **options: scrfd.SCRFD(path, spec=spec, **options),
         default_spec=SCRFD_DETECTION,
         recognises=scrfd.recognises,
+    )
+)
+
+# MTCNN (Zhang et al. 2016): numpy cascade, weights from the MIT-licensed `mtcnn` wheel (arcface[mtcnn])
+MTCNN_SPEC = ModelSpec(task="detection", input_size=None, std=(128.0, 128.0, 128.0), embedding_dim=None)
+register_detector_family(
+    DetectorFamily(
+        name="mtcnn",
+        build=lambda path, spec, **options: mtcnn.MTCNN(path, spec=spec, **options),
+        default_spec=MTCNN_SPEC,
+        recognises=lambda session: False,  # not an ONNX model: found by its weight files' names
+    )
+)
+register_model(
+    ModelCard(
+        name="mtcnn",
+        role="detector",
+        family="mtcnn",
+        files=mtcnn.WEIGHT_FILES,
+        spec=MTCNN_SPEC,
+        sha256=frozenset(
+            {
+                "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",  # pnet.lz4
+                "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",  # rnet.lz4
+                "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",  # onet.lz4
+            }
+        ),
+        licence="MIT (weights as shipped in the mtcnn 1.0.0 wheel by Ivan de Paz Centeno; network of Zhang et al.)",
+        source="PyPI wheel mtcnn==1.0.0, assets/weights/{p,r,o}net.lz4 (located with find_spec, never imported)",
+        description="MTCNN P/R/O-Net cascade with 5 landmarks (numpy)",
+        distribution="mtcnn",
+        subdir="assets/weights",
+        install="pip install 'arcface[mtcnn]'",
     )
 )
 
@@ -155,6 +188,15 @@ _pack(
     )
 )
 _pack(PackCard("buffalo_s", "det_500m", "w600k_mbf", "SCRFD-500M + MobileFaceNet (WebFace600K)"))
+_pack(
+    PackCard(
+        "mtcnn_mbf",
+        "mtcnn",
+        "w600k_mbf",
+        "MTCNN (MIT) + MobileFaceNet (WebFace600K)",
+        builtin=("mtcnn", "w600k_mbf"),
+    )
+)
 _pack(PackCard("buffalo_m", "scrfd_2.5g_bnkps", "w600k_r50", "SCRFD-2.5G + IResNet-50 (WebFace600K)"))
 _pack(PackCard("buffalo_l", "scrfd_10g_bnkps", "w600k_r50", "SCRFD-10G + IResNet-50 (WebFace600K)"))
 _pack(PackCard("antelopev2", "scrfd_10g_bnkps", "glintr100", "SCRFD-10G + IResNet-100 (Glint360K)"))
