@@ -18,10 +18,18 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FaceAnalyzer": "arcface.pipeline",
+    "AnalysisBatch": "arcface.pipeline",
+    "Detector": "arcface.detect",
+    "Detections": "arcface.detect",
+    "Embedder": "arcface.embed",
+    "EmbeddingContract": "arcface.gallery",
+    "parse_model": "arcface.models",
+    "resolve_pack": "arcface.models",
+    "resolve_embedder": "arcface.models",
     "Face": "arcface.face",
     "largest_face": "arcface.face",
-    "load_pack": "arcface.models.packs",
-    "Pack": "arcface.models.packs",
+    "load_pack": "arcface.models",
+    "Pack": "arcface.models",
     "load_image": "arcface.imageio",
     "align_faces": "arcface.align",
     "ModelSpec": "arcface.spec",
@@ -31,6 +39,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AnalysisBatch",
+    "Detections",
+    "Detector",
+    "Embedder",
+    "EmbeddingContract",
     "Face",
     "FaceAnalyzer",
     "Gallery",
@@ -43,6 +56,9 @@ __all__ = [
     "largest_face",
     "load_image",
     "load_pack",
+    "parse_model",
+    "resolve_embedder",
+    "resolve_pack",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,8 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from arcface.face import Face, largest_face
     from arcface.gallery import Gallery
     from arcface.imageio import load_image
-    from arcface.models.packs import Pack, load_pack
-    from arcface.pipeline import FaceAnalyzer
+    from arcface.models import Pack, load_pack, parse_model, resolve_embedder, resolve_pack
+    from arcface.pipeline import AnalysisBatch, FaceAnalyzer
     from arcface.spec import ModelSpec
     from arcface.verify import VerifyResult, cosine_similarity
 
