@@ -142,8 +142,47 @@ def test_nnarchive_validates_with_luxonis_schema(tmp_path, capsys, analyzer, whe
     assert inp["preprocessing"]["dai_type"] == "BGR888p" and cfg["model"]["metadata"]["path"] == "arcface_mbf.onnx"
     lux = pytest.importorskip("luxonis_ml.nn_archive")
     lux.Config(**cfg)  # Luxonis' own pydantic schema: raises on any deviation
+    try:  # DepthAI's own loader, where its (large) wheel is installed
+        import depthai
+    except ImportError:
+        depthai = None
+    if depthai is not None:
+        archive = depthai.NNArchive(str(out))
+        assert (archive.getInputWidth(), archive.getInputHeight()) == (112, 112)
     # the archived model, fed one raw BGR face as a camera gives it, matches the library
     face = analyzer.analyze(wheel_images["yaoming.jpg"], with_crops=True)[0]
     sess = ort.InferenceSession(str(tmp_path / "x" / "arcface_mbf.onnx"), providers=["CPUExecutionProvider"])
     emb = sess.run(None, {"input": np.ascontiguousarray(face.crop[None, ..., ::-1].transpose(0, 3, 1, 2))})[0][0]
     assert float(emb @ face.embedding / np.linalg.norm(emb)) >= 0.9999
+
+
+def test_detector_nnarchive_describes_its_outputs(tmp_path, capsys, analyzer, wheel_images):
+    """The SCRFD detector archived with a fixed 640x640 input; its outputs decode to the library's detections."""
+    import tarfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from arcface.detect.scrfd import letterbox
+
+    out = tmp_path / "scrfd.tar.xz"
+    assert main(["export", "nnarchive", "buffalo_sc", str(out), "--detector", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_output_difference"] < 1e-5
+    with tarfile.open(out) as tar:
+        cfg = json.load(tar.extractfile("config.json"))
+        blob = tar.extractfile("scrfd.onnx").read()
+    model = cfg["model"]
+    assert model["inputs"][0]["shape"] == [1, 3, 640, 640] and model["inputs"][0]["preprocessing"]["scale"] == [128] * 3
+    assert [o["shape"] for o in model["outputs"][:3]] == [[1, 12800, 1], [1, 3200, 1], [1, 800, 1]]
+    head = model["heads"][0]
+    assert head["parser"] == "SCRFDParser" and head["metadata"]["feat_stride_fpn"] == [8, 16, 32]
+    lux = pytest.importorskip("luxonis_ml.nn_archive")
+    lux.Config(**cfg)
+    # decoding the archived graph's outputs as the metadata says gives the library's detections
+    image = wheel_images["gdp.jpg"]
+    canvas, box = letterbox(image, (640, 640))
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {model["inputs"][0]["name"]: analyzer.pack.detector_spec.preprocess(canvas[None])})
+    det = analyzer.detector._decode(outs, 0, box, image.shape[:2])
+    ref = analyzer.detector.detect(image)
+    np.testing.assert_allclose(det.kps, ref.kps, atol=1e-3)

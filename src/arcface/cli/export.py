@@ -71,6 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         e.add_argument("--min-cosine", type=float, default=0.9999, help="parity threshold (default 0.9999)")
         e.add_argument("--json", action="store_true", help="print the result as JSON")
+        if fmt == "nnarchive":
+            e.add_argument(
+                "--detector",
+                action="store_true",
+                help="archive the SOURCE pack's SCRFD detector instead (input fixed to --det-size, outputs described)",
+            )
+            e.add_argument(
+                "--det-size", type=int, default=640, help="detector input side with --detector (default 640)"
+            )
         e.set_defaults(func=cmd_export_edge, edge_format=fmt)
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_export_onnx)
@@ -150,14 +159,19 @@ def cmd_export_edge(args: argparse.Namespace) -> int:
     require("torch", "train")
     from arcface.export import edge
 
-    fn = edge.export_openvino if args.edge_format == "openvino" else edge.export_nnarchive
-    res = fn(args.source, args.out, arch=args.arch, input_format=args.input_format, min_cosine=args.min_cosine)
+    if getattr(args, "detector", False):
+        res = edge.export_detector_nnarchive(args.source, args.out, input_size=args.det_size)
+    else:
+        fn = edge.export_openvino if args.edge_format == "openvino" else edge.export_nnarchive
+        res = fn(args.source, args.out, arch=args.arch, input_format=args.input_format, min_cosine=args.min_cosine)
     if args.json:
         print_json(res.to_dict())
         return 0
     print(f"wrote {res.path} (input {res.spec.input_dtype} {res.spec.color_order} NCHW)")
     for b, c in res.parity.items():
         print(f"parity, batch {b}: min cosine {c:.7f}")
+    if res.max_difference is not None:
+        print(f"outputs equal the original detector's to {res.max_difference:.2e} (largest difference)")
     return 0
 
 

@@ -20,6 +20,14 @@ The NN Archive ``config.json`` fields written here::
                          before the graph (mean/scale per channel in the channel order of dai_type)
     model.outputs[0]     name "embedding", dtype "float32", shape [1, D], layout "NC"
     model.heads          null: the embedding is returned raw (L2-normalise it, compare by cosine)
+
+:func:`export_detector_nnarchive` archives a pack's SCRFD detector the same way: the ONNX graph with its input
+fixed to ``[1, 3, S, S]`` (float32 RGB, ``(pixel - 127.5) / 128``: ``mean`` 127.5, ``scale`` 128,
+``dai_type`` ``RGB888p``), every output listed with its shape, and one head (parser ``SCRFDParser``) whose
+metadata describes the layout: per stride 8, 16, 32 a score map ``[1, (S/stride)^2 * 2, 1]`` (after sigmoid),
+a box map ``[1, ..., 4]`` (distances left, top, right, bottom from the anchor centre, in strides) and a keypoint
+map ``[1, ..., 10]`` (5 points as x, y offsets from the anchor centre, in strides); anchor centres
+``(x * stride, y * stride)`` row-major, each repeated for the 2 anchors.
 """
 
 from __future__ import annotations
@@ -51,7 +59,8 @@ class EdgeExport:
         path: the archive (``.tar.xz``) or the OpenVINO ``model.xml``.
         spec: the exported graph's input conventions.
         parity: batch size -> smallest cosine of the converted model against ONNX Runtime (OpenVINO) or
-            against torch (NN Archive: the ONNX check of :func:`export_onnx`).
+            against torch (NN Archive: the ONNX check of :func:`export_onnx`); empty for a detector.
+        max_difference: detector archives: the largest output difference from the original graph.
         config: the descriptor written (NN Archive ``config.json`` or the spec's dict).
     """
 
@@ -59,9 +68,13 @@ class EdgeExport:
     spec: ModelSpec
     parity: dict[int, float]
     config: dict[str, Any] = field(default_factory=dict)
+    max_difference: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "parity_min_cosine": self.parity, "config": self.config}
+        d = {"path": str(self.path), "parity_min_cosine": self.parity, "config": self.config}
+        if self.max_difference is not None:
+            d["max_output_difference"] = self.max_difference
+        return d
 
 
 def _crops(crops: np.ndarray | None, batch: int) -> np.ndarray:
@@ -180,3 +193,120 @@ def export_nnarchive(
             tar.add(res.path, arcname=res.path.name)
         atomic_write_bytes(out, buf.getvalue())
         return EdgeExport(out, res.spec, dict(res.parity), config)
+
+
+def export_detector_nnarchive(
+    pack: Any, out_path: str | os.PathLike, *, input_size: int = 640, crops_from: np.ndarray | None = None
+) -> EdgeExport:
+    """Archive the SCRFD detector of ``pack`` (a pack name, folder or :class:`~arcface.models.packs.Pack`).
+
+    The archived graph is the pack's file with its input fixed to ``[1, 3, input_size, input_size]``; it is
+    checked against the original on a letterboxed real photo (outputs equal to 1e-5).
+    """
+    onnx = require("onnx", "train")
+    from arcface.detect.scrfd import _LAYOUTS, letterbox
+    from arcface.models import resolve_pack
+
+    pk = resolve_pack(pack) if not hasattr(pack, "detector") else pack
+    if pk.detector_family != "scrfd":
+        raise InputError(f"pack {pk.name}: only SCRFD detectors can be archived (this one is {pk.detector_family})")
+    if input_size <= 0 or input_size % 32:
+        raise InputError(f"input size must be a positive multiple of 32, got {input_size}")
+    out = Path(out_path).expanduser()
+    if not out.name.endswith(".tar.xz"):
+        raise InputError(f"{out}: an NN Archive file name ends in .tar.xz")
+    model = onnx.load(str(pk.detector))
+    outputs = list(model.graph.output)
+    if len(outputs) not in _LAYOUTS:
+        raise ModelError(f"{pk.detector}: {len(outputs)} outputs is not an SCRFD layout")
+    strides, anchors, has_kps = _LAYOUTS[len(outputs)]
+    inp = model.graph.input[0]
+    for d, v in zip(inp.type.tensor_type.shape.dim, (1, 3, input_size, input_size), strict=True):
+        d.Clear()
+        d.dim_value = v
+    channels = [1] * len(strides) + [4] * len(strides) + ([10] * len(strides) if has_kps else [])
+    shapes = []
+    for o, stride, c in zip(outputs, list(strides) * 3, channels):
+        shape = [1, (input_size // stride) ** 2 * anchors, c]
+        dims = o.type.tensor_type.shape.dim
+        while len(dims):
+            dims.pop()
+        for v in shape:
+            dims.add().dim_value = v
+        shapes.append(shape)
+    name = out.name[: -len(".tar.xz")] or "scrfd"
+    blob = model.SerializeToString()
+    # parity: the fixed graph gives the original's outputs on a real letterboxed photo
+    import onnxruntime as ort
+
+    from arcface.export.crops import wheel_photo_paths
+    from arcface.imageio import load_image
+
+    photos = wheel_photo_paths()
+    image = load_image(photos[0]) if photos else np.full((480, 640, 3), 127, np.uint8)
+    canvas, _ = letterbox(image, (input_size, input_size))
+    x = pk.detector_spec.preprocess(canvas[None])
+    fixed = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    orig = ort.InferenceSession(str(pk.detector), providers=["CPUExecutionProvider"])
+    a = fixed.run(None, {inp.name: x})
+    b = orig.run(None, {inp.name: x})
+    worst = max(float(np.abs(np.reshape(u, -1) - np.reshape(v, -1)).max()) for u, v in zip(a, b, strict=True))
+    if worst > 1e-5:
+        raise ModelError(f"fixing the input size changed the detector's outputs (max difference {worst})")
+    spec = pk.detector_spec
+    names = [o.name for o in outputs]
+    k = len(strides)
+    config = {
+        "config_version": NNARCHIVE_CONFIG_VERSION,
+        "model": {
+            "metadata": {"name": name, "path": f"{name}.onnx", "precision": "float32"},
+            "inputs": [
+                {
+                    "name": inp.name,
+                    "dtype": "float32",
+                    "input_type": "image",
+                    "shape": [1, 3, input_size, input_size],
+                    "layout": "NCHW",
+                    "preprocessing": {
+                        "mean": list(spec.mean),
+                        "scale": list(spec.std),
+                        "dai_type": f"{spec.color_order}888p",
+                        "resize_mode": "LETTERBOX",
+                    },
+                }
+            ],
+            "outputs": [
+                {"name": n, "dtype": "float32", "shape": sh, "layout": "NCD"}
+                for n, sh in zip(names, shapes, strict=True)
+            ],
+            "heads": [
+                {
+                    "name": "faces",
+                    "parser": "SCRFDParser",
+                    "outputs": names,
+                    "metadata": {
+                        "family": "scrfd",
+                        "feat_stride_fpn": list(strides),
+                        "num_anchors": anchors,
+                        "score_outputs": names[:k],
+                        "bbox_outputs": names[k : 2 * k],
+                        "kps_outputs": names[2 * k :] if has_kps else [],
+                        "n_keypoints": 5 if has_kps else 0,
+                        "keypoints": "left eye, right eye, nose, left mouth corner, right mouth corner",
+                        "conf_threshold": 0.5,
+                        "iou_threshold": 0.4,
+                        "max_det": 100,
+                        "letterbox": "image scaled to fit, pasted at the top-left of a zero canvas",
+                    },
+                }
+            ],
+        },
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for arcname, data in (("config.json", json.dumps(config, indent=2).encode("utf-8")), (f"{name}.onnx", blob)):
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    atomic_write_bytes(out, buf.getvalue())
+    return EdgeExport(out, spec, {}, config, max_difference=worst)
