@@ -184,15 +184,19 @@ def export_nnarchive(
         )
         dim = int(res.spec.embedding_dim or 512)
         config = nnarchive_config(res.spec, res.path.name, name, dim)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:xz") as tar:
-            blob = json.dumps(config, indent=2).encode("utf-8")
-            info = tarfile.TarInfo("config.json")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-            tar.add(res.path, arcname=res.path.name)
-        atomic_write_bytes(out, buf.getvalue())
+        write_archive(out, config, res.path.name, res.path.read_bytes())
         return EdgeExport(out, res.spec, dict(res.parity), config)
+
+
+def write_archive(out: Path, config: dict[str, Any], model_name: str, model: bytes) -> Path:
+    """An NN Archive: ``config.json`` and the model file, in a ``.tar.xz`` written atomically."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for arcname, data in (("config.json", json.dumps(config, indent=2).encode("utf-8")), (model_name, model)):
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return atomic_write_bytes(out, buf.getvalue())
 
 
 def export_detector_nnarchive(
@@ -302,11 +306,5 @@ def export_detector_nnarchive(
             ],
         },
     }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
-        for arcname, data in (("config.json", json.dumps(config, indent=2).encode("utf-8")), (f"{name}.onnx", blob)):
-            info = tarfile.TarInfo(arcname)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    atomic_write_bytes(out, buf.getvalue())
+    write_archive(out, config, f"{name}.onnx", blob)
     return EdgeExport(out, spec, {}, config, max_difference=worst)

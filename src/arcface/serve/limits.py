@@ -32,6 +32,15 @@ def _too_large_body(limit: int, declared: int | None) -> bytes:
     return json.dumps({"error": {"code": "payload_too_large", "message": message, "field": None}}).encode()
 
 
+async def send_json_error(send: Send, status: int, body: bytes, close: bool = False) -> None:
+    """Answer with ``status`` and a JSON ``body`` (the service's error shape), straight from a middleware."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     """Refuse HTTP requests whose body exceeds ``max_bytes`` with ``413`` and the service's JSON error."""
 
@@ -40,19 +49,7 @@ class BodySizeLimit:
         self.max_bytes = int(max_bytes)
 
     async def _send_413(self, send: Send, declared: int | None) -> None:
-        body = _too_large_body(self.max_bytes, declared)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json_error(send, 413, _too_large_body(self.max_bytes, declared), close=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,17 +143,6 @@ class OriginGuard:
             host = headers.get(b"host", b"").decode("latin-1").lower()
             same = netloc is not None and netloc == host
             if not (same or netloc in self.allowed or text.strip().rstrip("/").lower() in self.allowed_raw):
-                body = _forbidden_origin_body(text)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_json_error(send, 403, _forbidden_origin_body(text))
                 return
         await self.app(scope, receive, send)
