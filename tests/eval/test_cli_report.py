@@ -139,14 +139,37 @@ def test_calibrate_csv_through_detector(tmp_path, capsys, fake_models):
     rows = ["path_a,path_b,same"] + [f"p{i}_0.png,p{i}_1.png,1" for i in range(4)]
     rows += [f"p{i}_0.png,p{j}_1.png,0" for i in range(4) for j in range(4) if i != j]
     rows += ["noface.png,p0_0.png,0"]
+    png = (tmp_path / "p1_0.png").read_bytes()
+    (tmp_path / "broken.png").write_bytes(png[: len(png) // 2])  # a truncated file must not sink the run
+    rows += ["broken.png,p2_0.png,0"]
     (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
     rc = _run(["calibrate", str(tmp_path / "pairs.csv"), "--far", "0.1", "--json", "--quiet"])
     assert rc == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert out["n_pairs"] == 16 and out["n_genuine"] == 4
     assert out["images_without_face"][0].endswith("noface.png")
+    assert out["errors"][0]["source"].endswith("broken.png") and "broken.png" in captured.err
+    with pytest.raises(Exception, match="unreadable image"):  # --strict: any unreadable file is an error
+        _run(["calibrate", str(tmp_path / "pairs.csv"), "--far", "0.1", "--json", "--quiet", "--strict"])
     pl = calibration.read_pairs_csv(tmp_path / "pairs.csv")
-    assert len(pl.a) == 17 and pl.a[0] == tmp_path / "p0_0.png"
+    assert len(pl.a) == 18 and pl.a[0] == tmp_path / "p0_0.png"
+
+
+def test_face_crops_survive_an_unreadable_photo(tmp_path) -> None:
+    """Evaluation protocols keep their pairs: an unreadable photo is counted and scored as a grey crop."""
+    from arcface.eval.faces import CropStats, iter_face_crops
+
+    good = np.full((96, 96, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "ok.png"), good)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    stats = CropStats()
+    crops = list(
+        iter_face_crops([tmp_path / "ok.png", tmp_path / "bad.jpg"], FakeDetector(), crop_align, 112, stats=stats)
+    )
+    assert len(crops) == 2 and (crops[1] == 128).all()
+    d = stats.to_dict()
+    assert d["n_images"] == 2 and d["n_unreadable"] == 1 and d["unreadable"][0]["source"].endswith("bad.jpg")
 
 
 def test_calibrate_bad_inputs(tmp_path):
