@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "arcface.cli.infer",
     "arcface.cli.models",
     "arcface.cli.gallery",
+    "arcface.cli.video",
     "arcface.cli.evaluate",
     "arcface.cli.train",
     "arcface.cli.nn",
