@@ -112,3 +112,31 @@ def test_ytf_errors(tmp_path):
         ytf.parse_splits(p)
     with pytest.raises(InputError, match="no frames"):
         ytf.video_frames(tmp_path, "nobody/0", 5)
+
+
+def test_ytf_reads_video_files_like_frame_folders(tmp_path):
+    """The same frames as folders of PNGs and as lossless video files give the same protocol result."""
+    rng = np.random.default_rng(4)
+    folders, videos = tmp_path / "frames", tmp_path / "videos"
+    names = ["P1", "P2", "P3", "P4"]
+    bases = {n: _pattern(rng) for n in names}
+    for n in names:
+        for v in (0, 1):
+            (folders / n / str(v)).mkdir(parents=True)
+            (videos / n).mkdir(parents=True, exist_ok=True)
+            writer = cv2.VideoWriter(str(videos / n / f"{v}.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (64, 64))
+            assert writer.isOpened()
+            for f in range(5):
+                img = np.clip(bases[n] + rng.normal(0, 25, bases[n].shape), 0, 255).astype(np.uint8)
+                cv2.imwrite(str(folders / n / str(v) / f"{f}.png"), img)
+                writer.write(img)
+            writer.release()
+    rows = [(s, f"{names[i]}/0", f"{names[i]}/1", 1) for s in (1, 2) for i in range(2 * (s - 1), 2 * s)]
+    rows += [(s, f"{names[i]}/0", f"{names[(i + 1) % 4]}/1", 0) for s in (1, 2) for i in range(2 * (s - 1), 2 * s)]
+    _splits(tmp_path / "splits.txt", rows)
+    emb = PatternEmbedder()
+    from_folders = ytf.evaluate_ytf(folders, tmp_path / "splits.txt", emb, max_frames=3)
+    from_videos = ytf.evaluate_ytf(videos, tmp_path / "splits.txt", emb, max_frames=3)
+    assert from_videos.extra["n_frames"] == from_folders.extra["n_frames"] == 24
+    assert from_videos.accuracy == pytest.approx(from_folders.accuracy)
+    assert from_videos.threshold == pytest.approx(from_folders.threshold, abs=1e-4)  # FFV1 is lossless

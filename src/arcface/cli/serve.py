@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "requests from any other site are refused with 403",
     )
     p.add_argument(
+        "--monitor-source",
+        action="append",
+        default=[],
+        metavar="URL_PREFIX",
+        help="let clients start stream monitors on URLs under this prefix (repeatable; default: monitors off)",
+    )
+    p.add_argument(
         "--allow-no-key",
         action="store_true",
         help="serve on a non-loopback --host without an API key (refused otherwise: anyone on the network "
@@ -100,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         gallery_backend=args.gallery_backend,
         cors_origins=args.cors_origin,
+        monitor_sources=args.monitor_source,
     )
     where = f"http://{args.host}:{args.port}"
     print(f"arcface serve: {where}/ (web page), {where}/docs (API); auth {'on' if api_key else 'off'}", flush=True)

@@ -1,6 +1,7 @@
 """YouTube Faces (YTF) video-level verification with frame pooling.
 
-Layout: ``<root>/<name>/<video_no>/*.jpg`` (``frame_images_DB`` or ``aligned_images_DB``) and the
+Layout: ``<root>/<name>/<video_no>/*.jpg`` (``frame_images_DB`` or ``aligned_images_DB``), or video files
+``<root>/<name>/<video_no>.mp4`` (``.avi``, ``.mkv``, ``.mov``, ``.webm``: decoded by FFmpeg), and the
 ``splits.txt`` file: a header line, then comma-separated lines
 ``split, name/video_no, name/video_no, <common-metadata flag>, is_same`` (5000 pairs in 10 splits; only the
 first three fields and the last one are used). The splits are the 10 folds.
@@ -61,12 +62,40 @@ def parse_splits(path: str | os.PathLike[str]) -> YtfSplits:
     return YtfSplits(a, b, np.array(same, bool), np.array(folds))
 
 
-def video_frames(root: str | os.PathLike[str], video: str, max_frames: int) -> list[Path]:
-    """Up to ``max_frames`` evenly spaced frame files of ``<root>/<video>`` (sorted by name)."""
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+def _video_file(root: Path, video: str) -> Path | None:
+    p = root / video
+    if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+        return p
+    return next((p.with_name(p.name + s) for s in VIDEO_SUFFIXES if p.with_name(p.name + s).is_file()), None)
+
+
+def video_file_frames(path: Path, max_frames: int) -> list[np.ndarray]:
+    """Up to ``max_frames`` evenly spaced decoded frames (uint8 RGB) of a video file."""
+    from arcface.video import open_source
+
+    decoded = [f.image for f in open_source(path)]
+    if not decoded:
+        raise InputError(f"{path}: no frame could be decoded")
+    if max_frames and len(decoded) > max_frames:
+        idx = np.linspace(0, len(decoded) - 1, max_frames).round().astype(int)
+        decoded = [decoded[i] for i in idx]
+    return decoded
+
+
+def video_frames(root: str | os.PathLike[str], video: str, max_frames: int) -> list[Path] | list[np.ndarray]:
+    """Up to ``max_frames`` evenly spaced frames of ``<root>/<video>``: frame files of a folder (sorted by name),
+    or decoded frames of a video file ``<root>/<video>[.mp4|.avi|...]``."""
     d = Path(root) / video
+    if not d.is_dir():
+        f = _video_file(Path(root), video)
+        if f is not None:
+            return video_file_frames(f, max_frames)
     frames = sorted(q for q in d.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
     if not frames:
-        raise InputError(f"{d}: no frames found")
+        raise InputError(f"{d}: no frames found (neither a frame folder nor a video file)")
     if max_frames and len(frames) > max_frames:
         idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
         frames = [frames[i] for i in idx]

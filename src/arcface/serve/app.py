@@ -41,7 +41,7 @@ require("fastapi", "serve")
 require("multipart", "serve")
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Security, UploadFile  # noqa: E402
-from fastapi.responses import FileResponse  # noqa: E402
+from fastapi.responses import FileResponse, StreamingResponse  # noqa: E402
 from fastapi.security import APIKeyHeader  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
@@ -59,6 +59,14 @@ from arcface.serve.service import (  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_KEY_HEADER = "X-API-Key"
+
+
+class MonitorBody(BaseModel):
+    """A stream to monitor."""
+
+    source: str = Field(..., description="stream URL (rtsp://, http://...) under an allowed --monitor-source prefix")
+    gallery: str | None = Field(None, description="gallery to identify tracks against")
+    detect_every: int = Field(5, description="run the detector every N frames, 1..100")
 
 
 class RenameBody(BaseModel):
@@ -99,6 +107,7 @@ def create_app(
     max_concurrent: int | None = None,
     gallery_backend: str = "auto",
     cors_origins: tuple[str, ...] | list[str] = (),
+    monitor_sources: tuple[str, ...] | list[str] = (),
 ) -> FastAPI:
     """Build the service; the face models are loaded here, once, and shared by every request.
 
@@ -112,6 +121,7 @@ def create_app(
         det_size: detector canvas side in pixels (multiple of 32) when the analyzer is built here.
         max_concurrent: inferences run at once (default: CPU cores); further requests wait their turn.
         gallery_backend: vector index of galleries: ``"auto"`` (FAISS if installed), ``"numpy"``, ...
+        monitor_sources: URL prefixes that stream monitors may open (none: ``POST /v1/monitors`` is refused).
         cors_origins: web origins (``https://app.example``) allowed to call the service from a browser;
             requests carrying any other ``Origin`` than the service's own get 403 ``forbidden_origin``.
 
@@ -132,6 +142,7 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         max_concurrent=max_concurrent,
         gallery_backend=gallery_backend,
+        monitor_sources=tuple(monitor_sources),
     )
 
     @asynccontextmanager
@@ -277,6 +288,42 @@ def create_app(
             _identity_or_404(g, gallery, identity)
             g.remove(identity)
         return {"gallery": gallery, "deleted": identity}
+
+    @v1.post("/video", tags=["video"], summary="Track and identify the faces of an uploaded clip (one event per track)")
+    def video(
+        video: Annotated[UploadFile, File(description="a short clip (mp4, avi, mov, mkv)")],
+        gallery: Annotated[str | None, Form(description="gallery to identify tracks against")] = None,
+        detect_every: Annotated[int, Form(description="run the detector every N frames, 1..100")] = 5,
+        threshold: Annotated[float | None, Form(description="cosine threshold (default: the gallery's)")] = None,
+    ) -> dict[str, Any]:
+        return service.video(_upload("video", video), gallery, detect_every, threshold)
+
+    mons = service.monitors
+
+    @v1.post("/monitors", tags=["video"], status_code=201, summary="Start tracking a stream in the background")
+    def start_monitor(body: MonitorBody) -> dict[str, Any]:
+        return mons.start(body.source, body.gallery, body.detect_every).describe()
+
+    @v1.get("/monitors", tags=["video"], summary="List stream monitors")
+    def list_monitors() -> dict[str, Any]:
+        return {"monitors": mons.list()}
+
+    @v1.get("/monitors/{monitor}", tags=["video"], summary="One monitor: state, frames, reconnections")
+    def get_monitor(monitor: str) -> dict[str, Any]:
+        return mons.get(monitor).describe()
+
+    @v1.get("/monitors/{monitor}/events", tags=["video"], summary="Track events of a monitor (since a position)")
+    def monitor_events(monitor: str, since: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        return mons.events(monitor, since)
+
+    @v1.get("/monitors/{monitor}/preview.mjpeg", tags=["video"], summary="Live annotated preview (MJPEG)")
+    def monitor_preview(monitor: str, seconds: Annotated[float, Query(gt=0, le=600)] = 60.0) -> StreamingResponse:
+        parts = mons.preview(monitor, seconds)
+        return StreamingResponse(parts, media_type="multipart/x-mixed-replace; boundary=frame")
+
+    @v1.delete("/monitors/{monitor}", tags=["video"], summary="Stop a monitor")
+    def stop_monitor(monitor: str) -> dict[str, Any]:
+        return mons.stop(monitor)
 
     app.include_router(v1)
     return app

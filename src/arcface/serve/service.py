@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Most candidates one identification may ask for per face.
 MAX_TOP_K = 100
+#: Uploaded clips are processed up to this many seconds of video.
+DEFAULT_MAX_VIDEO_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class FaceService:
         max_concurrent: inferences allowed at once (default: the number of CPU cores).
         gallery_backend: vector index of the galleries (``"auto"``: FAISS if installed, else numpy).
         max_decode_bytes: refuse images whose decoding needs more memory than this (from the header).
+        monitor_sources: URL prefixes stream monitors may connect to (none: monitors are refused).
+        max_video_seconds: uploaded clips are processed up to this much video time.
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class FaceService:
         max_concurrent: int | None = None,
         gallery_backend: str = "auto",
         max_decode_bytes: int = MAX_DECODE_BYTES,
+        monitor_sources: tuple[str, ...] = (),
+        max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
     ) -> None:
         if max_pixels <= 0 or max_upload_bytes <= 0:
             raise InputError("max_pixels and max_upload_bytes must be positive")
@@ -93,6 +100,10 @@ class FaceService:
         self.contract = EmbeddingContract.from_analyzer(analyzer)
         self.threshold: Threshold = threshold_for(analyzer.pack.recognizer_sha256)
         self.galleries = GalleryRegistry(gallery_root, self.contract, self.threshold.value, gallery_backend)
+        from arcface.serve.monitors import MonitorRegistry
+
+        self.monitors = MonitorRegistry(analyzer, self.galleries, tuple(monitor_sources))
+        self.max_video_seconds = float(max_video_seconds)
 
     # ------------------------------------------------------------------ images
     def decode(self, upload: Upload) -> np.ndarray:
@@ -192,6 +203,49 @@ class FaceService:
                 raise ApiError(422, "invalid_identity", str(exc), "name") from exc
         return {"gallery": gallery_name, **info}
 
+    def video(
+        self, upload: Upload, gallery_name: str | None = None, detect_every: int = 5, threshold: float | None = None
+    ) -> dict[str, Any]:
+        """Track and identify the faces of an uploaded clip; one event per track (see :mod:`arcface.video`)."""
+        import tempfile
+
+        from arcface.video import open_source, track
+
+        _check_threshold(threshold)
+        if not 1 <= detect_every <= 100:
+            raise ApiError(422, "invalid_request", "detect_every must be in [1, 100]", "detect_every")
+        gallery = self.galleries.get(gallery_name) if gallery_name else None
+        if gallery is not None:
+            gallery.refresh()  # see enrolments made by other processes
+        suffix = Path(upload.filename or "clip.mp4").suffix.lower()
+        with tempfile.NamedTemporaryFile(suffix=suffix if suffix in (".mp4", ".avi", ".mov", ".mkv") else ".mp4") as f:
+            f.write(upload.data)
+            f.flush()
+            try:
+                source = open_source(f.name)
+                with self._slots:
+                    events = [
+                        e.to_dict()
+                        for e in track(
+                            source,
+                            self.analyzer,
+                            gallery,
+                            detect_every=detect_every,
+                            max_seconds=self.max_video_seconds,
+                            threshold=threshold,
+                        )
+                    ]
+            except InputError as exc:
+                raise ApiError(422, "invalid_video", f"{upload.label}: {exc}", upload.field) from exc
+        return {
+            "gallery": gallery_name,
+            "frames": source.stats.frames,
+            "corrupt_frames": source.stats.corrupt,
+            "max_seconds": self.max_video_seconds,
+            "events": events,
+            "model": self.model_id(),
+        }
+
     def model_id(self) -> dict[str, Any]:
         pack = self.analyzer.pack
         return {"pack": pack.name, "recognizer_sha256": pack.recognizer_sha256}
@@ -233,6 +287,7 @@ class FaceService:
         }
 
     def close(self) -> None:
+        self.monitors.close()
         self.galleries.close()
 
 

@@ -10,13 +10,15 @@
   at most) and each reconnection is reported.
 
 A frame that fails to decode is skipped and counted (``FrameSource.stats``), never fatal; a file whose frames
-stop decoding for good ends the iteration with what was read. Frames are uint8 RGB ``(H, W, 3)``.
+stop decoding for good ends the iteration with what was read. Setting the ``stop`` event ends any source at
+the next frame (or during a reconnection wait). Frames are uint8 RGB ``(H, W, 3)``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +68,7 @@ class FrameSource:
         backoff: float = 0.5,
         max_consecutive_failures: int = 25,
         timeout: float = 10.0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.source = str(source)
         self.fps = float(fps)
@@ -73,6 +76,7 @@ class FrameSource:
         self.backoff = float(backoff)
         self.max_failures = int(max_consecutive_failures)
         self.timeout_ms = int(timeout * 1000)
+        self.stop = stop
         self.stats = SourceStats()
         self.kind = _kind(self.source)
         if self.kind == "file" and not Path(self.source).is_file():
@@ -95,6 +99,8 @@ class FrameSource:
         from arcface.imageio import load_image
 
         for i, path in enumerate(_frame_files(Path(self.source))):
+            if self.stop is not None and self.stop.is_set():
+                return
             try:
                 image = load_image(path)
             except InputError as exc:
@@ -119,7 +125,7 @@ class FrameSource:
         index, attempts, failures = 0, 0, 0
         last_time = -1.0
         try:
-            while True:
+            while self.stop is None or not self.stop.is_set():
                 ok = cap.isOpened() and cap.grab()
                 if ok:
                     ok, bgr = cap.retrieve()
@@ -155,7 +161,11 @@ class FrameSource:
                 self.stats.events.append(msg)
                 log.warning("%s: %s", self.source, msg)
                 cap.release()
-                time.sleep(delay)
+                if self.stop is not None:
+                    if self.stop.wait(delay):
+                        break
+                else:
+                    time.sleep(delay)
                 cap = self._open()
         finally:
             cap.release()
