@@ -7,7 +7,11 @@ For each clip the contenders alternate round by round (``--rounds``): the librar
 (``FaceAnalyzer.analyze`` per frame, no tracking). Printed: median frames/s with min and max, and the ratio
 of each to the baseline's median.
 
-Usage: python benchmarks/bench_video.py [--rounds 3] [--frames 60]
+Then, where ``../shared/data`` is present, identification accuracy on the three-person clip of the tests
+(``tests/video_clips.py``: two enrolled people, one stranger, blank and JPEG-compressed frames): for each
+``--detect-every``, the tracks found and how many got the right identity (the stranger must be "unknown").
+
+Usage: python benchmarks/bench_video.py [--rounds 3] [--frames 60] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = ap.parse_args(argv)
     fa = FaceAnalyzer()
     photo = load_image(builtin_dir() / "yaoming.jpg")
@@ -98,7 +103,42 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {med / base:.2f}x |",
                         flush=True,
                     )
+        if args.data.is_dir():
+            identification(fa, args.data, Path(tmp))
     return 0
+
+
+def identification(fa: FaceAnalyzer, data: Path, tmp: Path) -> None:
+    """Right identities per track on the tests' three-person clip, for several --detect-every values."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from video_clips import make_clip
+
+    clip = make_clip(fa, data, tmp / "people")
+    truth = clip["truth"]
+    print("\n| --detect-every | tracks (>= 5 detections) | right identity | frames/s |")
+    print("|---|---|---|---|")
+    for every in (1, 3, 5, 10):
+        owner: dict[int, set[str]] = {}
+
+        def on_frame(frame, tracks, detected, owner=owner):
+            for t in tracks:
+                if detected and t.last.frame == frame.index:
+                    cx, cy = (t.last.box[0] + t.last.box[2]) / 2, (t.last.box[1] + t.last.box[3]) / 2
+                    for name, b in truth[frame.index].items():
+                        if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]:
+                            owner.setdefault(t.id, set()).add(name)
+
+        t0 = time.perf_counter()
+        events = [e for e in track(clip["path"], fa, clip["gallery"], detect_every=every, on_frame=on_frame)]
+        fps = len(truth) / (time.perf_counter() - t0)
+        long = [e for e in events if e.detections >= max(2, 5 // every)]
+        expected = {"obama": "obama", "biden": "biden", "kit_harington": "unknown"}
+        right = sum(
+            1 for e in long if len(owner.get(e.track, ())) == 1 and expected[next(iter(owner[e.track]))] == e.identity
+        )
+        print(f"| {every} | {len(long)} | {right}/{len(long)} | {fps:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
