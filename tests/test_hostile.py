@@ -94,41 +94,12 @@ def heavy_valid(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-#: Runs its arguments as a child and writes the child's peak RSS (KiB) to the fd named by its first
-#: argument. The child is forked from this small process, not from pytest: Linux carries a parent's RSS
-#: at fork time into the child's ``ru_maxrss`` across ``exec``, which would charge the test runner's
-#: own memory to the command.
-_SHIM = (
-    "import os, subprocess, sys\n"
-    "fd = int(sys.argv[1])\n"
-    "p = subprocess.Popen(sys.argv[2:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "os.write(fd, str(usage.ru_maxrss).encode())\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
 def run_capped(args: list[str], cwd: Path) -> tuple[int, str, int]:
     """``(exit code, stderr, peak RSS bytes)`` of ``python -m arcface ARGS`` under the address-space cap."""
+    from cli_spawn import spawn_cli
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
-
-    r, w = os.pipe()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _SHIM, str(w), sys.executable, "-m", "arcface", *args],
-            capture_output=True,
-            cwd=cwd,
-            preexec_fn=limit,
-            pass_fds=(w,),
-            timeout=600,
-        )
-    finally:
-        os.close(w)
-    with os.fdopen(r, "rb") as f:
-        peak_kib = int(f.read() or 0)
-    return proc.returncode, proc.stderr.decode(errors="replace"), peak_kib * 1024
+    code, _, err, rss = spawn_cli(args, as_limit=AS_LIMIT, timeout=600)
+    return code, err, rss
 
 
 def test_cli_refuses_every_hostile_file_alone(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
+"""``python -m arcface``: the same as the ``arcface`` command."""
+
 import sys
 
-from arcface.cli import main
+from arcface.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -77,14 +77,15 @@ def test_read_only_gallery_through_the_cli(tmp_path: Path) -> None:
     g = Gallery(src, backend="numpy")
     g.enroll_many({"ada": unit(1)})
     g.close()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from cli_spawn import spawn_cli
+
     with read_only_view(src, tmp_path / "ro") as ro:
-        run = [sys.executable, "-m", "arcface", "gallery", "--db", str(ro)]
-        listed = subprocess.run([*run, "list"], capture_output=True, text=True, timeout=120)
-        assert listed.returncode == 0 and listed.stdout.startswith("ada"), listed.stderr
-        removed = subprocess.run([*run, "remove", "ada"], capture_output=True, text=True, timeout=120)
-        assert removed.returncode == 2
-        assert "Traceback" not in removed.stderr and "read-only" in removed.stderr
-        assert removed.stderr.count("\n") == 1
+        code, out, err, _ = spawn_cli(["gallery", "--db", str(ro), "list"])
+        assert code == 0 and out.startswith("ada"), err
+        code, _, err, _ = spawn_cli(["gallery", "--db", str(ro), "remove", "ada"])
+        assert code == 2
+        assert "Traceback" not in err and "read-only" in err and err.count("\n") == 1
 
 
 def test_full_disk_during_enrol_changes_nothing(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -48,16 +47,15 @@ def test_non_ascii_api_key_matches_its_utf8_bytes(make_app) -> None:
 
 def test_open_bind_without_a_key_is_refused(tmp_path) -> None:
     """Case 12: ``--host 0.0.0.0`` without a key started silently."""
-    res = subprocess.run(
-        [sys.executable, "-m", "arcface", "serve", "--host", "0.0.0.0", "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from cli_spawn import spawn_cli
+
+    code, _, err, _ = spawn_cli(
+        ["serve", "--host", "0.0.0.0", "--port", "1"], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     )
-    assert res.returncode == 2
-    assert "0.0.0.0" in res.stderr and "no API key" in res.stderr and "--allow-no-key" in res.stderr
-    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+    assert code == 2
+    assert "0.0.0.0" in err and "no API key" in err and "--allow-no-key" in err
+    assert "Traceback" not in err and err.count("\n") == 1
 
 
 def test_delete_racing_reads_never_500_and_never_strands_the_name(make_app, tmp_path, monkeypatch, photos) -> None:

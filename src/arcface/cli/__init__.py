@@ -82,6 +82,15 @@ def _os_error(exc: OSError) -> str:
     return f"arcface: error: {where}{exc.strerror or exc}{hint}"
 
 
+def run() -> int:
+    """The ``arcface`` console script: this process is arcface's own, so all its ONNX Runtime sessions share one
+    thread pool (see :func:`arcface.runtime.thread_pool_mode`), then :func:`main`."""
+    from arcface.runtime import use_shared_pool
+
+    use_shared_pool()
+    return main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arcface`` console script; returns the process exit code."""
     parser = build_parser()

@@ -112,9 +112,9 @@ def export_openvino(
     xml = out / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=False)
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    import onnxruntime as ort
+    from arcface.runtime import private_session
 
-    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    sess = private_session(res.path)
     parity: dict[int, float] = {}
     for b in PARITY_BATCHES:
         x = res.spec.preprocess(crops[:b])
@@ -241,8 +241,6 @@ def export_detector_nnarchive(
     name = out.name[: -len(".tar.xz")] or "scrfd"
     blob = model.SerializeToString()
     # parity: the fixed graph gives the original's outputs on a real letterboxed photo
-    import onnxruntime as ort
-
     from arcface.export.crops import wheel_photo_paths
     from arcface.imageio import load_image
 
@@ -250,8 +248,10 @@ def export_detector_nnarchive(
     image = load_image(photos[0]) if photos else np.full((480, 640, 3), 127, np.uint8)
     canvas, _ = letterbox(image, (input_size, input_size))
     x = pk.detector_spec.preprocess(canvas[None])
-    fixed = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    orig = ort.InferenceSession(str(pk.detector), providers=["CPUExecutionProvider"])
+    from arcface.runtime import private_session
+
+    fixed = private_session(blob)
+    orig = private_session(pk.detector)
     a = fixed.run(None, {inp.name: x})
     b = orig.run(None, {inp.name: x})
     worst = max(float(np.abs(np.reshape(u, -1) - np.reshape(v, -1)).max()) for u, v in zip(a, b, strict=True))

@@ -109,14 +109,9 @@ def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _ort_session(path: Path):
     """A private (uncached) ONNX Runtime session: the file may be replaced later under the same name."""
-    import onnxruntime as ort
+    from arcface.runtime import private_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises private exception types
-        raise ModelError(f"{path}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from exc
+    return private_session(path)
 
 
 def _torch_raw(model: Any, x: np.ndarray) -> np.ndarray:
