@@ -79,10 +79,15 @@ def video_file_frames(path: Path, max_frames: int) -> list[np.ndarray]:
     decoded = [f.image for f in open_source(path)]
     if not decoded:
         raise InputError(f"{path}: no frame could be decoded")
-    if max_frames and len(decoded) > max_frames:
-        idx = np.linspace(0, len(decoded) - 1, max_frames).round().astype(int)
-        decoded = [decoded[i] for i in idx]
-    return decoded
+    return _evenly_spaced(decoded, max_frames)
+
+
+def _evenly_spaced(items: list, max_frames: int) -> list:
+    """At most ``max_frames`` items, evenly spaced, first and last included (all when 0)."""
+    if max_frames and len(items) > max_frames:
+        idx = np.linspace(0, len(items) - 1, max_frames).round().astype(int)
+        items = [items[i] for i in idx]
+    return items
 
 
 def video_frames(root: str | os.PathLike[str], video: str, max_frames: int) -> list[Path] | list[np.ndarray]:
@@ -96,10 +101,7 @@ def video_frames(root: str | os.PathLike[str], video: str, max_frames: int) -> l
     frames = sorted(q for q in d.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
     if not frames:
         raise InputError(f"{d}: no frames found (neither a frame folder nor a video file)")
-    if max_frames and len(frames) > max_frames:
-        idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-        frames = [frames[i] for i in idx]
-    return frames
+    return _evenly_spaced(frames, max_frames)
 
 
 def pool_frames(frame_emb: np.ndarray, owner: np.ndarray, n_videos: int) -> np.ndarray:
