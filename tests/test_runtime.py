@@ -35,3 +35,41 @@ def test_shared_pool_gives_bit_identical_embeddings(tmp_path: Path, vectron_dir:
     assert outs["shared"][0] == "shared" and outs["shared"][1] != "None"  # the process-wide pool was created
     assert outs["session"] == ["session", "None"]  # and not in per-session mode
     np.testing.assert_array_equal(np.load(tmp_path / "shared.npy"), np.load(tmp_path / "session.npy"))
+
+
+def test_openvino_engine_f32_equals_onnxruntime_and_bf16_stays_close(analyzer, wheel_images) -> None:
+    import pytest
+
+    ov = pytest.importorskip("openvino")
+    from arcface.embed.onnx import OnnxEmbedder
+    from arcface.pipeline import FaceAnalyzer
+
+    fa = FaceAnalyzer(runtime="openvino", precision="f32")
+    assert fa.embedder.session.get_providers() == ["OpenVINO-CPU-f32"]
+    for name in ("yaoming.jpg", "gdp.jpg"):
+        mine, ref = fa.analyze(wheel_images[name]), analyzer.analyze(wheel_images[name])
+        assert len(mine) == len(ref)
+        for a, b in zip(mine, ref, strict=True):
+            np.testing.assert_allclose(a.kps, b.kps, atol=1e-2)
+            assert float(a.embedding @ b.embedding) > 0.99999
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 support in OpenVINO")
+    crops = np.stack([f.crop for f in analyzer.analyze(wheel_images["players.jpg"], with_crops=True)])
+    bf16 = OnnxEmbedder(analyzer.pack.recognizer, runtime="openvino", precision="bf16").embed(crops)
+    cos = np.sum(bf16 * analyzer.embedder.embed(crops), axis=1)
+    assert cos.min() > 0.995 and cos.mean() > 0.999  # measured here: min 0.9988, mean 0.9998 on 71 real crops
+
+
+def test_cli_runtime_option(capsys, vectron_dir) -> None:
+    import pytest
+
+    pytest.importorskip("openvino")
+    from arcface.cli import main
+
+    photo = str(vectron_dir / "yaoming.jpg")
+    assert main(["verify", photo, photo, "--runtime", "openvino", "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["similarity"] > 0.9999
+    assert main(["verify", photo, photo, "--precision", "bf16"]) == 2  # bf16 needs the openvino runtime
+    assert "bf16 needs runtime='openvino'" in capsys.readouterr().err

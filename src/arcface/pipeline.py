@@ -66,6 +66,8 @@ class FaceAnalyzer:
         detector: any :class:`arcface.detect.Detector` with landmarks, used instead of the pack's (the
             ``det_*``, ``max_faces`` and ``min_face_size`` options are then the detector's own business).
         embedder: any :class:`arcface.embed.Embedder`, used instead of the pack's recognizer.
+        runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default) or ``"openvino"``, in
+            ``"f32"`` or (OpenVINO, CPUs with bf16) ``"bf16"``; see :mod:`arcface.runtime`.
 
     Images are paths, encoded bytes or uint8 RGB arrays (see :func:`arcface.imageio.load_image`).
     """
@@ -83,6 +85,8 @@ class FaceAnalyzer:
         *,
         detector: Detector | None = None,
         embedder: Embedder | None = None,
+        runtime: str = "onnxruntime",
+        precision: str = "f32",
     ) -> None:
         # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
         needs_pack = pack is not None or detector is None or embedder is None
@@ -90,6 +94,7 @@ class FaceAnalyzer:
         if detector is None:
             assert base_pack is not None
             options: dict = {"input_size": det_size, "max_faces": max_faces, "min_face_size": min_face_size}
+            options.update(runtime=runtime, precision=precision)
             if det_threshold is not None:
                 options["score_threshold"] = det_threshold
             detector = detector_family(base_pack.detector_family).build(
@@ -99,7 +104,13 @@ class FaceAnalyzer:
             raise InputError(f"{_model_name(detector)}: detector has no landmarks; alignment needs 5 keypoints")
         if embedder is None:
             assert base_pack is not None
-            embedder = OnnxEmbedder(base_pack.recognizer, spec=base_pack.recognizer_spec, threads=threads)
+            embedder = OnnxEmbedder(
+                base_pack.recognizer,
+                spec=base_pack.recognizer_spec,
+                threads=threads,
+                runtime=runtime,
+                precision=precision,
+            )
         self.detector: Detector = detector
         self.embedder: Embedder = embedder
         self.pack = describe_parts(base_pack, detector, embedder)

@@ -1,10 +1,17 @@
-"""ONNX Runtime sessions configured for this machine, created once per (file, settings) and reused."""
+"""Model sessions configured for this machine, created once per (file, settings) and reused.
+
+Two engines run an ONNX model here: ONNX Runtime (the default) and OpenVINO (``runtime="openvino"``, the
+``openvino`` extra), whose CPU plugin can run in ``bf16`` on CPUs with AVX-512 BF16 or AMX (``precision``; ``f32``
+otherwise). :class:`OpenVinoSession` offers the part of ONNX Runtime's session API that the detector and the
+embedder use (``run``, ``get_inputs``, ``get_outputs``, ``get_providers``), so either engine plugs in unchanged.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 
@@ -57,12 +64,31 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+RUNTIMES = ("onnxruntime", "openvino")
+PRECISIONS = ("f32", "bf16")
+
+
 def get_session(
-    path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None
-) -> ort.InferenceSession:
-    """A shared :class:`onnxruntime.InferenceSession` for ``path`` (thread-safe ``run``)."""
+    path: str | os.PathLike,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+    runtime: str = "onnxruntime",
+    precision: str = "f32",
+) -> Any:
+    """A shared session for ``path`` (thread-safe ``run``): ONNX Runtime's, or an :class:`OpenVinoSession`."""
     path = Path(path)
     threads = threads or default_threads()
+    if runtime not in RUNTIMES or precision not in PRECISIONS:
+        raise ModelError(f"runtime must be one of {RUNTIMES} and precision one of {PRECISIONS}")
+    if runtime == "onnxruntime" and precision != "f32":
+        raise ModelError("ONNX Runtime runs these models in f32 only; bf16 needs runtime='openvino'")
+    if runtime == "openvino":
+        key_ov = (str(path.resolve()), threads, "openvino", precision)
+        with _LOCK:
+            sess = _SESSIONS.get(key_ov)
+            if sess is None:
+                sess = _SESSIONS[key_ov] = OpenVinoSession(path, threads, precision)
+            return sess
     providers = providers or default_providers()
     key = (str(path.resolve()), threads, tuple(providers))
     with _LOCK:
@@ -86,6 +112,70 @@ def _shared_pool(threads: int) -> None:
         if _SHARED_POOL is None:
             ort.set_global_thread_pool_sizes(threads, 1)
             _SHARED_POOL = threads
+
+
+class _Arg:
+    """Name and shape of a model input or output, as ONNX Runtime describes them (dynamic dims as strings)."""
+
+    def __init__(self, name: str, shape: list) -> None:
+        self.name, self.shape = name, shape
+
+
+class OpenVinoSession:
+    """An ONNX model compiled by OpenVINO for the CPU, with ONNX Runtime's ``run``/``get_*`` interface.
+
+    ``precision`` ``"bf16"`` asks the CPU plugin for bfloat16 inference (where the CPU has it), ``"f32"`` pins
+    float32 (OpenVINO would otherwise choose bf16 by itself on such CPUs). Each thread gets its own infer request.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int, precision: str = "f32") -> None:
+        from arcface.errors import require
+
+        ov = require("openvino", "openvino")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise ModelError(
+                "this CPU has no bf16 support in OpenVINO (needs AVX-512 BF16 or AMX); use precision='f32'"
+            )
+        try:
+            model = core.read_model(str(path))
+            self._compiled = core.compile_model(
+                model,
+                "CPU",
+                {
+                    "INFERENCE_PRECISION_HINT": precision,
+                    "INFERENCE_NUM_THREADS": int(threads),
+                    "PERFORMANCE_HINT": "LATENCY",
+                },
+            )
+        except Exception as exc:  # OpenVINO raises its own exception types
+            raise ModelError(f"{path}: OpenVINO cannot compile the model ({str(exc).splitlines()[0]})") from exc
+        self.precision = precision
+
+        def shape(port: Any) -> list:
+            return [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+
+        self._inputs = [_Arg(p.get_any_name(), shape(p)) for p in self._compiled.inputs]
+        self._outputs = [_Arg(p.get_any_name(), shape(p)) for p in self._compiled.outputs]
+        self._local = threading.local()
+
+    def get_inputs(self) -> list[_Arg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[_Arg]:
+        return list(self._outputs)
+
+    def get_providers(self) -> list[str]:
+        return [f"OpenVINO-CPU-{self.precision}"]
+
+    def run(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        result = request.infer(feed)
+        by_name = {port.get_any_name(): value for port, value in result.items()}
+        names = output_names or [o.name for o in self._outputs]
+        return [by_name[n].copy() for n in names]
 
 
 def private_session(model: str | os.PathLike | bytes, threads: int | None = None) -> ort.InferenceSession:

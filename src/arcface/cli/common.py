@@ -20,13 +20,30 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
         help="detection confidence threshold (default: the detector's own, 0.5 for SCRFD, 0.8 for MTCNN)",
     )
     g.add_argument("--flip", action="store_true", help="flip test-time augmentation for embeddings")
+    g.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "openvino"),
+        default="onnxruntime",
+        help="inference engine (default onnxruntime)",
+    )
+    g.add_argument(
+        "--precision", choices=("f32", "bf16"), default="f32", help="f32 (default) or bf16 (openvino, CPUs with bf16)"
+    )
 
 
 def analyzer_from_args(args: argparse.Namespace, **kw: Any):
     """A FaceAnalyzer configured from :func:`add_pack_options` arguments."""
     from arcface.pipeline import FaceAnalyzer
 
-    return FaceAnalyzer(pack=args.pack, det_size=args.det_size, det_threshold=args.det_threshold, flip=args.flip, **kw)
+    return FaceAnalyzer(
+        pack=args.pack,
+        det_size=args.det_size,
+        det_threshold=args.det_threshold,
+        flip=args.flip,
+        runtime=args.runtime,
+        precision=args.precision,
+        **kw,
+    )
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:

@@ -225,7 +225,7 @@ class MTCNN:
             package); P-Net and R-Net use 0.6 and 0.7.
         max_faces: keep at most this many (largest) faces per image; 0 = all.
         min_face_size: smallest face searched for, in pixels (default 20, the usual MTCNN setting).
-        threads: unused (numpy decides).
+        threads, runtime, precision: unused (MTCNN runs in numpy, in float32).
     """
 
     has_kps = True
@@ -241,6 +241,8 @@ class MTCNN:
         max_faces: int = 0,
         min_face_size: float = 0.0,
         threads: int | None = None,
+        runtime: str = "onnxruntime",
+        precision: str = "f32",
     ) -> None:
         folder = Path(model_path)
         folder = folder if folder.is_dir() else folder.parent

@@ -108,6 +108,7 @@ class SCRFD:
         max_faces: keep at most this many faces per image (largest boxes first); 0 = all.
         min_face_size: drop faces whose box is smaller than this many pixels on its shorter side.
         threads: ONNX Runtime intra-op threads (default: all cores).
+        runtime, precision: the engine and its precision (see :mod:`arcface.runtime`).
         pad_retry: when an image yields no face, detect again on the image centred in a zero border of
             half its longer side (a face that fills a small photo is otherwise too large once the photo is
             upscaled to the canvas); coordinates are mapped back to the original image.
@@ -124,6 +125,8 @@ class SCRFD:
         min_face_size: float = 0.0,
         threads: int | None = None,
         pad_retry: bool = True,
+        runtime: str = "onnxruntime",
+        precision: str = "f32",
     ) -> None:
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
@@ -141,7 +144,7 @@ class SCRFD:
         self.min_face_size = float(min_face_size)
         self.pad_retry = bool(pad_retry)
         self.model_path = str(model_path)
-        self.session = get_session(model_path, threads)
+        self.session = get_session(model_path, threads, runtime=runtime, precision=precision)
         self.input_name = spec.input_name or self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()
         if len(outputs) not in _LAYOUTS:

@@ -18,18 +18,25 @@ class OnnxEmbedder:
     Args:
         model_path: the ``.onnx`` file (input ``(N, 3, 112, 112)`` for insightface models).
         spec: the model's input conventions (default: RGB, ``(x - 127.5) / 127.5``, NCHW).
-        threads: ONNX Runtime intra-op threads (default: all cores).
+        threads: intra-op threads (default: all cores).
+        runtime, precision: the engine (``"onnxruntime"`` or ``"openvino"``) and its precision (``"f32"``, or
+            ``"bf16"`` with OpenVINO on CPUs that have it); see :mod:`arcface.runtime`.
 
     ``embed(crops)`` takes uint8 RGB aligned crops ``(N, H, W, 3)`` and returns float32 ``(N, D)``
     L2-normalised embeddings (see :class:`arcface.embed.base.Embedder`).
     """
 
     def __init__(
-        self, model_path: str | os.PathLike, spec: ModelSpec = ARCFACE_RECOGNITION, threads: int | None = None
+        self,
+        model_path: str | os.PathLike,
+        spec: ModelSpec = ARCFACE_RECOGNITION,
+        threads: int | None = None,
+        runtime: str = "onnxruntime",
+        precision: str = "f32",
     ):
         self.spec = spec
         self.model_path = str(model_path)
-        self.session = get_session(model_path, threads)
+        self.session = get_session(model_path, threads, runtime=runtime, precision=precision)
         inp = self.session.get_inputs()[0]
         self.input_name = spec.input_name or inp.name
         self.output_name = (spec.output_names or (self.session.get_outputs()[0].name,))[0]
