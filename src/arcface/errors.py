@@ -31,6 +31,12 @@ class DependencyError(ArcFaceError, ImportError):
     """An optional dependency (an extra such as ``arcface[train]``) is not installed."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def require(module: str, extra: str):
     """Import ``module`` or raise :class:`DependencyError` telling which extra to install."""
     import importlib

@@ -13,7 +13,7 @@ from arcface.align import align_faces
 from arcface.detect.base import Detector
 from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
-from arcface.errors import InputError, ModelError
+from arcface.errors import InputError, ModelError, first_line
 from arcface.face import Face
 from arcface.imageio import ImageInput, load_image
 from arcface.models import detector_family, resolve_pack
@@ -93,8 +93,13 @@ class FaceAnalyzer:
         base_pack = (pack if isinstance(pack, Pack) else resolve_pack(pack)) if needs_pack else None
         if detector is None:
             assert base_pack is not None
-            options: dict = {"input_size": det_size, "max_faces": max_faces, "min_face_size": min_face_size}
-            options.update(runtime=runtime, precision=precision)
+            options: dict = {
+                "input_size": det_size,
+                "max_faces": max_faces,
+                "min_face_size": min_face_size,
+                "runtime": runtime,
+                "precision": precision,
+            }
             if det_threshold is not None:
                 options["score_threshold"] = det_threshold
             detector = detector_family(base_pack.detector_family).build(
@@ -135,16 +140,14 @@ class FaceAnalyzer:
         try:
             emb = self.embedder.embed(crop)
         except Exception as exc:  # onnxruntime raises several private exception types
-            raise ModelError(
-                f"recognizer {self.pack.recognizer}: fails on a {side}x{side} crop ({_first_line(exc)})"
-            ) from exc
+            raise ModelError(f"recognizer {rec}: fails on a {side}x{side} crop ({first_line(exc)})") from exc
         dim = self.embedder.dim
         if emb.shape != (1, dim) or not np.isfinite(emb).all() or abs(float(np.linalg.norm(emb)) - 1) > 1e-3:
             raise ModelError(f"recognizer {rec}: gives an unusable embedding (shape {emb.shape}, expected (1, {dim}))")
         try:
             self.detector.detect(np.zeros((64, 64, 3), np.uint8))
         except Exception as exc:
-            raise ModelError(f"detector {self.pack.detector}: fails on a blank image ({_first_line(exc)})") from exc
+            raise ModelError(f"detector {self.pack.detector}: fails on a blank image ({first_line(exc)})") from exc
         return {"detector": "ok", "recognizer": "ok", "embedding_dim": dim}
 
     def analyze(self, image: ImageInput, with_crops: bool = False, embed: bool = True) -> list[Face]:
@@ -273,11 +276,6 @@ def describe_parts(pack: Pack | None, detector: Detector, embedder: Embedder) ->
         verified=False,
         licence="see the licences of the injected models",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _name(src: ImageInput, default: str) -> str:

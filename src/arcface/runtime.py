@@ -15,7 +15,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from arcface.errors import ModelError
+from arcface.errors import ModelError, first_line
 
 _SESSIONS: dict[tuple, ort.InferenceSession] = {}
 _LOCK = threading.Lock()
@@ -100,7 +100,7 @@ def get_session(
             try:
                 sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
             except Exception as exc:  # onnxruntime raises several private exception types
-                raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
+                raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
             _SESSIONS[key] = sess
         return sess
 
@@ -149,7 +149,7 @@ class OpenVinoSession:
                 },
             )
         except Exception as exc:  # OpenVINO raises its own exception types
-            raise ModelError(f"{path}: OpenVINO cannot compile the model ({str(exc).splitlines()[0]})") from exc
+            raise ModelError(f"{path}: OpenVINO cannot compile the model ({first_line(exc)})") from exc
         self.precision = precision
 
         def shape(port: Any) -> list:
@@ -187,7 +187,7 @@ def private_session(model: str | os.PathLike | bytes, threads: int | None = None
         return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises private exception types
         where = "model bytes" if isinstance(model, bytes) else str(model)
-        raise ModelError(f"{where}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(f"{where}: ONNX Runtime cannot load the model ({first_line(exc)})") from exc
 
 
 def use_shared_pool() -> None:

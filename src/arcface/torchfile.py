@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from arcface.errors import InputError, require
+from arcface.errors import InputError, first_line, require
 
 torch = require("torch", "train")
 
@@ -49,8 +49,7 @@ def load(path: str | os.PathLike, what: str = "torch file") -> Any:
             "loads tensors, numbers, strings and containers (weights_only). Re-save it as a plain state dict."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{what} {p}: not a readable torch file ({type(exc).__name__}: {first})") from None
+        raise InputError(f"{what} {p}: not a readable torch file ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arcface.errors import InputError, ModelError, require
+from arcface.errors import InputError, ModelError, first_line, require
 from arcface.spec import ModelSpec
 
 torch = require("torch", "train")
@@ -89,7 +89,7 @@ def _from_train_state(state: dict, arch: str | None, source: str) -> LoadedBackb
     try:
         model.load_state_dict(state["backbone"])
     except RuntimeError as exc:
-        raise ModelError(f"{source}: backbone weights do not fit {cfg.network!r} ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(f"{source}: backbone weights do not fit {cfg.network!r} ({first_line(exc)})") from exc
     return _finish(model, arch=cfg.network, kind="train-checkpoint", source=source)
 
 

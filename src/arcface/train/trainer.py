@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from arcface.errors import InputError
+from arcface.errors import InputError, first_line
 from arcface.io_utils import atomic_write_text
 from arcface.train import checkpoint as ckpt
 from arcface.train.config import TrainConfig, validate
@@ -257,8 +257,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"checkpoint {path}: does not fit this run's model or optimiser ({first})") from None
+            msg = f"checkpoint {path}: does not fit this run's model or optimiser ({first_line(exc)})"
+            raise InputError(msg) from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.micro_in_epoch = state["step"], state["epoch"], state["micro_in_epoch"]
