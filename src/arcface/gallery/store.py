@@ -41,7 +41,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,27 @@ def decode_array(d: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4").reshape(d["shape"]).astype(np.float32)
 
 
-def _problem(payload: dict[str, Any], names: set[str], dim: int | None, seq: int) -> str | None:
-    """Why ``payload`` cannot be applied on top of identities ``names`` (``None``: it can).
+def _problem(payload: dict[str, Any], existing: Container[str], dim: int | None, seq: int) -> str | None:
+    """Why ``payload`` cannot be applied on top of the identities named in ``existing`` (``None``: it can).
 
     Checks every field the appliers read, and that removals, renames and metadata edits name identities
-    that exist; ``names`` is updated as the record's operations would change it.
+    that exist as the record's earlier operations leave them (tracked here, ``existing`` is not copied).
+    An enrolment's decoded embeddings are kept in the operation under ``"_emb"`` for the applier.
     """
+    added: set[str] = set()
+    removed: set[str] = set()
+
+    def present(name: Any) -> bool:
+        return name in added or (name in existing and name not in removed)
+
+    def add(name: str) -> None:
+        added.add(name)
+        removed.discard(name)
+
+    def drop(name: str) -> None:
+        added.discard(name)
+        removed.add(name)
+
     got = payload.get("seq")
     if not isinstance(got, int) or isinstance(got, bool) or got <= seq:
         return f"transaction number {got!r} does not follow {seq}"
@@ -170,19 +185,20 @@ def _problem(payload: dict[str, Any], names: set[str], dim: int | None, seq: int
                 return f"enroll of {op['name']!r}: embeddings of shape {arr.shape} in a {dim}-d gallery"
             if not np.isfinite(arr).all():
                 return f"enroll of {op['name']!r}: embeddings hold NaN or infinity"
-            names.add(op["name"])
+            op["_emb"] = arr
+            add(op["name"])
         elif kind == "remove":
-            if op.get("name") not in names:
+            if not present(op.get("name")):
                 return f"remove of {op.get('name')!r}, which does not exist"
-            names.discard(op["name"])
+            drop(op["name"])
         elif kind == "rename":
             old, new = op.get("old"), op.get("new")
-            if old not in names or not isinstance(new, str) or new in names:
+            if not present(old) or not isinstance(new, str) or present(new):
                 return f"rename of {old!r} to {new!r} does not apply"
-            names.discard(old)
-            names.add(new)
+            drop(old)
+            add(new)
         elif kind == "meta":
-            if op.get("name") not in names or not isinstance(op.get("meta"), dict):
+            if not present(op.get("name")) or not isinstance(op.get("meta"), dict):
                 return f"metadata edit of {op.get('name')!r} does not apply"
         else:
             return f"unknown operation {kind!r}"
@@ -459,7 +475,7 @@ class GalleryStore:
                 problem: str | None = "checksum mismatch or unreadable record"
             else:
                 dim = self.contract.dim if self.contract else None
-                problem = _problem(payload, set(self.identities), dim, self.seq)
+                problem = _problem(payload, self.identities, dim, self.seq)
             if problem is None:
                 assert payload is not None
                 self._apply(payload)
@@ -522,7 +538,9 @@ class GalleryStore:
         if kind == "contract":
             self.contract = EmbeddingContract.from_dict(op["contract"])
         elif kind == "enroll":
-            emb = decode_array(op["emb"])
+            emb = op.pop("_emb", None)  # decoded by _problem on replay; commits pass the encoded form
+            if emb is None:
+                emb = decode_array(op["emb"])
             ident = self.identities.get(op["name"])
             if ident is None:
                 ident = Identity(op["id"], op["name"], emb, dict(op.get("meta") or {}), now, now)
