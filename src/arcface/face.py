@@ -48,6 +48,11 @@ class Face:
         }
 
 
+def face_index(faces: Sequence[Face], face: Face) -> int:
+    """Position of ``face`` in ``faces`` by identity (``list.index`` would compare the numpy fields and fail)."""
+    return next(i for i, f in enumerate(faces) if f is face)
+
+
 def largest_face(faces: Sequence[Face]) -> Face:
     """The face with the largest box (ties: the higher detection score); :class:`NoFaceError` when empty."""
     if not faces:

@@ -219,7 +219,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     import numpy as np
 
     from arcface.errors import InputError
-    from arcface.face import largest_face
+    from arcface.face import face_index, largest_face
     from arcface.gallery import cluster_embeddings, default_threshold
     from arcface.gallery.fileio import atomic_write_bytes
     from arcface.imageio import iter_image_files
@@ -244,8 +244,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             continue
         chosen = [largest_face(faces)] if args.largest else faces
         for face in chosen:
-            # by identity: list.index would compare the faces' numpy fields (and raise)
-            items.append((str(path), next(i for i, f in enumerate(faces) if f is face), face))
+            items.append((str(path), face_index(faces, face), face))
     labels = (
         cluster_embeddings(np.stack([f.embedding for _, _, f in items]), threshold, args.method)
         if items

@@ -69,7 +69,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from arcface.errors import InputError
-    from arcface.face import largest_face
+    from arcface.face import face_index, largest_face
     from arcface.imageio import iter_image_files
 
     if args.out is not None and args.out.is_dir():
@@ -91,7 +91,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             print(f"arcface: no face in {path}", file=sys.stderr)
         chosen = faces if args.all_faces else ([largest_face(faces)] if faces else [])
         for f in chosen:
-            rows.append((str(path), _index(faces, f), f))
+            rows.append((str(path), face_index(faces, f), f))
     if args.out:
         from arcface.io_utils import atomic_savez
 
@@ -131,11 +131,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
         for p, i, f in rows:
             print(f"{p}\tface {i}\tscore {f.score:.3f}\tembedding[:4] {np.round(f.embedding[:4], 4).tolist()}")
     return 0 if rows else 1
-
-
-def _index(faces: list, face: object) -> int:
-    """Position of ``face`` in ``faces`` by identity (``list.index`` compares numpy fields and fails)."""
-    return next(i for i, f in enumerate(faces) if f is face)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

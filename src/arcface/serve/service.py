@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError
-from arcface.face import Face, largest_face
+from arcface.face import Face, face_index, largest_face
 from arcface.gallery import EmbeddingContract
 from arcface.imageio import MAX_DECODE_BYTES, decode_image
 from arcface.pipeline import FaceAnalyzer
@@ -147,7 +147,7 @@ class FaceService:
             up.field: {
                 **_image_json(img),
                 "faces": [face_json(f, False) for f in faces],
-                "used": _index_of(faces, used),
+                "used": face_index(faces, used),
             }
             for up, img, faces, used in (
                 (a, images[0], faces_a, result.face_a),
@@ -293,10 +293,6 @@ class FaceService:
 
 def _image_json(image: np.ndarray) -> dict[str, int]:
     return {"width": int(image.shape[1]), "height": int(image.shape[0])}
-
-
-def _index_of(faces: Sequence[Face], face: Face) -> int:
-    return next(i for i, f in enumerate(faces) if f is face)
 
 
 def _check_threshold(threshold: float | None) -> None:
