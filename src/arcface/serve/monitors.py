@@ -101,17 +101,13 @@ class MonitorRegistry:
         return mon
 
     def _run(self, mon: Monitor, gallery: Any) -> None:
-        from arcface.draw import draw_labelled_boxes, track_color
         from arcface.video import track
+        from arcface.video.run import draw_tracks, visible_tracks
 
         def on_frame(frame: Frame, tracks: list, detected: bool) -> None:
             mon.frames += 1
             mon.state = "running"
-            live = [t for t in tracks if t.misses == 0 or not detected]
-            labels = [f"#{t.id} {t.identity}" for t in live]
-            image = draw_labelled_boxes(
-                frame.image, [t.predicted_box(frame.index) for t in live], labels, [track_color(t.id) for t in live]
-            )
+            image = draw_tracks(frame.image, *visible_tracks(tracks, frame.index, detected), similarity=False)
             ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
                 with mon.preview_ready:

@@ -162,7 +162,7 @@ def process_video(
     """
     import cv2
 
-    from arcface.draw import blur_regions, draw_labelled_boxes, track_color
+    from arcface.draw import blur_regions
 
     if blur not in BLUR_MODES:
         raise InputError(f"blur must be one of {', '.join(BLUR_MODES)}, got {blur!r}")
@@ -186,8 +186,7 @@ def process_video(
             bar.update(1)
         if out is None:
             return
-        live = [t for t in tracks if t.misses == 0 or not detected]
-        boxes = [t.predicted_box(frame.index) for t in live]
+        live, boxes = visible_tracks(tracks, frame.index, detected)
         image = frame.image
         if exempt_id is not None and detected:
             for t in live:
@@ -201,14 +200,11 @@ def process_video(
             ]
             image = blur_regions(image, hide)
         else:
-            labels = [
-                f"#{t.id} {t.identity}" + (f" {t.similarity:.2f}" if t.similarity is not None else "") for t in live
-            ]
-            image = draw_labelled_boxes(image, boxes, labels, [track_color(t.id) for t in live])
+            image = draw_tracks(image, live, boxes)
         if writer is None:
             h, w = image.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if str(out).lower().endswith(".mp4") else "MJPG"))
-            writer = cv2.VideoWriter(str(out), fourcc, frames.fps if frames.kind == "folder" else _fps(source), (w, h))
+            writer = cv2.VideoWriter(str(out), fourcc, frames.native_fps or frames.fps, (w, h))
             if not writer.isOpened():
                 raise InputError(f"{out}: cannot write a video there (use .mp4 or .avi)")
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -247,10 +243,18 @@ def process_video(
     }
 
 
-def _fps(source: str | Path) -> float:
-    import cv2
+def visible_tracks(tracks: list[Track], frame: int, detected: bool) -> tuple[list[Track], list[np.ndarray]]:
+    """The tracks to show at ``frame`` (on a detector frame, those seen in it) and their boxes there (pixels)."""
+    live = [t for t in tracks if t.misses == 0 or not detected]
+    return live, [t.predicted_box(frame) for t in live]
 
-    cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.release()
-    return float(fps) if 1.0 <= fps <= 240.0 else 25.0
+
+def draw_tracks(image: np.ndarray, tracks: list[Track], boxes: list[np.ndarray], similarity: bool = True) -> np.ndarray:
+    """A copy of ``image`` (uint8 RGB) with each track's box, id and identity (and cosine) in its colour."""
+    from arcface.draw import draw_labelled_boxes, track_color
+
+    labels = [
+        f"#{t.id} {t.identity}" + (f" {t.similarity:.2f}" if similarity and t.similarity is not None else "")
+        for t in tracks
+    ]
+    return draw_labelled_boxes(image, boxes, labels, [track_color(t.id) for t in tracks])

@@ -78,6 +78,8 @@ class FrameSource:
         self.timeout_ms = int(timeout * 1000)
         self.stop = stop
         self.stats = SourceStats()
+        #: Frame rate the container or stream reports, once opened (``None``: not reported, or a folder).
+        self.native_fps: float | None = None
         self.kind = _kind(self.source)
         if self.kind == "file" and not Path(self.source).is_file():
             raise InputError(f"{self.source}: no such video file")
@@ -120,6 +122,8 @@ class FrameSource:
 
     def _capture(self) -> Iterator[Frame]:
         cap = self._open()
+        reported = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+        self.native_fps = float(reported) if 1.0 <= reported <= 240.0 else None
         if not cap.isOpened() and not self.live:
             raise InputError(f"{self.source}: not a readable video (FFmpeg could not open it)")
         index, attempts, failures = 0, 0, 0
