@@ -340,13 +340,12 @@ def decode_image(
             f"{name}: JPEG header claims {w}x{h} pixels but the file has only {len(data)} bytes, too few to "
             "encode them (a lying header or a truncated file)"
         )
+    cut_short = False
     if fmt == "JPEG":
         end = jpeg_end(data)
         if end is None:
             raise InputError(f"{name}: truncated JPEG (the data ends before its end-of-image marker)")
         data = data[:end]
-    cut_short = False
-    if fmt == "JPEG":
         arr, cut_short = _imdecode_jpeg(data)
     else:
         arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)

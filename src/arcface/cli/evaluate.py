@@ -315,6 +315,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         raise InputError(f"--far must lie in (0, 1), got {args.far}")
     pairs_path = Path(args.pairs)
     skipped: list[str] = []
+    unreadable: list[tuple[str, str]] = []
     model: _Model | None = None
     if pairs_path.suffix.lower() == ".npz":
         scores, labels = read_scores_npz(pairs_path)
@@ -329,11 +330,11 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             show_progress=not args.quiet,
         )
-        scores, labels, skipped = ps.scores, ps.labels, ps.skipped
-        for _image, reason in ps.unreadable:
+        scores, labels, skipped, unreadable = ps.scores, ps.labels, ps.skipped, ps.unreadable
+        for _image, reason in unreadable:
             print(f"arcface: skipped (its pairs were dropped): {reason}", file=sys.stderr)
-        if ps.unreadable and args.strict:
-            raise InputError(f"{len(ps.unreadable)} unreadable image(s) in {pairs_path} (--strict)")
+        if unreadable and args.strict:
+            raise InputError(f"{len(unreadable)} unreadable image(s) in {pairs_path} (--strict)")
     op = calibrate(scores, labels, args.far)
     result: dict[str, Any] = {
         **op.to_dict(),
@@ -341,7 +342,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         "n_genuine": int(labels.sum()),
         "n_impostor": int((~labels).sum()),
         "images_without_face": skipped,
-        "errors": [{"source": q, "error": r} for q, r in (ps.unreadable if model is not None else [])],
+        "errors": [{"source": q, "error": r} for q, r in unreadable],
     }
     if op.far == 0 and labels.size and (~labels).sum() * args.far < 1:
         result["warning"] = (

@@ -89,9 +89,8 @@ def letterbox(image_rgb: np.ndarray, size: tuple[int, int], pad: int = 0) -> tup
         off = min(int(round(pad * fit)), tw - nw, th - nh)
         scale = nh / h
     canvas = np.zeros((th, tw, 3), np.uint8)
-    interp = cv2.INTER_AREA if nh < h // 2 else cv2.INTER_LINEAR
-    if pad <= 0:
-        interp = cv2.INTER_LINEAR  # the plain path stays bit-identical to insightface's letterbox
+    # the plain path stays bit-identical to insightface's letterbox; a large downscale for the retry averages
+    interp = cv2.INTER_AREA if pad > 0 and nh < h // 2 else cv2.INTER_LINEAR
     canvas[off : off + nh, off : off + nw] = cv2.resize(image_rgb, (nw, nh), interpolation=interp)
     return canvas, Letterbox(scale, nw, nh, float(off))
 
