@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError, ModelError, require
-from arcface.export.onnx import MIN_COSINE, PARITY_BATCHES, export_onnx, row_cosine
+from arcface.export.onnx import MIN_COSINE, PARITY_BATCHES, export_onnx, row_cosine, write_config
 from arcface.io_utils import atomic_write_bytes
 from arcface.spec import ModelSpec
 
@@ -111,22 +111,22 @@ def export_openvino(
     model = ov.convert_model(str(res.path))
     xml = out / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=False)
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    from arcface.runtime import private_session
+    from arcface.runtime import OpenVinoSession, default_threads, private_session
 
+    converted = OpenVinoSession(xml, default_threads(), "f32")
     sess = private_session(res.path)
     parity: dict[int, float] = {}
     for b in PARITY_BATCHES:
         x = res.spec.preprocess(crops[:b])
         ref = sess.run(None, {"input": x})[0]
-        got = compiled(x)[compiled.output(0)]
+        got = converted.run(None, {converted.get_inputs()[0].name: x})[0]
         parity[b] = float(row_cosine(ref, got).min())
     if min(parity.values()) < min_cosine:
         for f in ("model.xml", "model.bin"):
             (out / f).unlink(missing_ok=True)
         raise ModelError(f"OpenVINO conversion changed the embeddings: min cosine {parity} < {min_cosine}")
     spec = res.spec.with_(extra={**res.spec.extra, "openvino": {"xml": xml.name, "version": ov.__version__}})
-    (out / "config.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_config(spec, out / "config.json")
     return EdgeExport(xml, spec, parity, spec.to_dict())
 
 
