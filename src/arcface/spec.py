@@ -142,6 +142,13 @@ class ModelSpec:
             raise InputError(f"{path}: not a readable model config.json ({exc})") from exc
         return cls.from_dict(data)
 
+    @classmethod
+    def beside(cls, model_path: str | Path) -> ModelSpec | None:
+        """The spec in ``<stem>.json`` next to a model file (as exports write it), or ``None`` when absent."""
+        p = Path(model_path)
+        own = p.with_name(p.stem + ".json")
+        return cls.from_json(own) if own.is_file() else None
+
     def with_(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed."""
         return replace(self, **changes)

@@ -73,9 +73,9 @@ def spec_for(path: str | os.PathLike) -> ModelSpec:
     """The spec of an ONNX recognizer: its ``<stem>.json``, else ``config.json`` beside it if that describes
     this file, else the ArcFace default (RGB, ``(pixel - 127.5) / 127.5``)."""
     p = Path(path)
-    own = p.with_name(p.stem + ".json")
-    if own.is_file():
-        return ModelSpec.from_json(own)
+    own = ModelSpec.beside(p)
+    if own is not None:
+        return own
     shared = p.with_name("config.json")
     if shared.is_file():
         spec = ModelSpec.from_json(shared)

@@ -59,8 +59,7 @@ def _from_onnx(path: Path, arch: str | None, kind: str, source: str, spec: Model
     arch = arch or detect_arch(path)[0]
     model = load_onnx_recognizer(path, arch)
     if spec is None:
-        cfg = path.with_name(path.stem + ".json")
-        spec = ModelSpec.from_json(cfg) if cfg.is_file() else None
+        spec = ModelSpec.beside(path)
     return _finish(model, arch=arch, kind=kind, source=source, onnx_path=path, spec=spec)
 
 

@@ -197,9 +197,7 @@ def _pack_from_dir(name: str, directory: Path, source: str) -> Pack:
                 )
         det_spec = _registered_spec(det, detector_family(family).default_spec)
         rec_spec = _registered_spec(rec, ARCFACE_RECOGNITION)
-    config = rec.with_name(rec.stem + ".json")
-    if config.is_file():
-        rec_spec = ModelSpec.from_json(config)
+    rec_spec = ModelSpec.beside(rec) or rec_spec
     det_sha, det_ok = verify_file(det, hint)
     rec_sha, rec_ok = verify_file(rec, hint)
     return Pack(
@@ -296,10 +294,7 @@ def load_pack(
     hint = "check the path you gave"
     det_sha, det_ok = verify_file(det, hint)
     rec_sha, rec_ok = verify_file(rec, hint)
-    rec_spec = base.recognizer_spec
-    cfg = rec.with_name(rec.stem + ".json")
-    if recognizer and cfg.is_file():
-        rec_spec = ModelSpec.from_json(cfg)
+    rec_spec = (ModelSpec.beside(rec) if recognizer else None) or base.recognizer_spec
     return Pack(
         base.name,
         "explicit",

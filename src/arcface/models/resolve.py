@@ -99,9 +99,7 @@ def resolve_embedder(text: str | os.PathLike | ModelRef | None = None) -> Any:
         from arcface.embed.onnx import OnnxEmbedder
         from arcface.spec import ARCFACE_RECOGNITION, ModelSpec
 
-        cfg = ref.path.with_name(ref.path.stem + ".json")
-        spec = ModelSpec.from_json(cfg) if cfg.is_file() else ARCFACE_RECOGNITION
-        return OnnxEmbedder(ref.path, spec=spec)
+        return OnnxEmbedder(ref.path, spec=ModelSpec.beside(ref.path) or ARCFACE_RECOGNITION)
     from arcface.embed.torch import TorchEmbedder
 
     return TorchEmbedder.from_checkpoint(ref.path)
