@@ -216,3 +216,13 @@ def test_network_stream_reconnects_after_a_disconnect() -> None:
     assert all(b.time > a.time for a, b in zip(frames, frames[1:]))  # time keeps increasing across reconnects
     assert src.stats.reconnects >= 2 and "gave up" in src.stats.events[-1]
     assert time.monotonic() - started < 30
+
+
+def test_frames_over_the_pixel_budget_are_refused_before_decoding(clip) -> None:
+    """Video frames get the same pixel budget as images (here lowered below the clip's 640x360)."""
+    from arcface.errors import InputError
+    from arcface.video import open_source
+
+    with pytest.raises(InputError, match=r"clip\.mp4: frames are 640x360 = 0\.2 megapixels, over the limit of 0\.1"):
+        list(open_source(clip["path"], max_pixels=100_000))
+    assert len(list(open_source(clip["path"], max_pixels=640 * 360))) == N

@@ -222,7 +222,7 @@ class FaceService:
             f.write(upload.data)
             f.flush()
             try:
-                source = open_source(f.name)
+                source = open_source(f.name, max_pixels=self.max_pixels)
                 with self._slots:
                     events = [
                         e.to_dict()

@@ -10,8 +10,10 @@
   at most) and each reconnection is reported.
 
 A frame that fails to decode is skipped and counted (``FrameSource.stats``), never fatal; a file whose frames
-stop decoding for good ends the iteration with what was read. Setting the ``stop`` event ends any source at
-the next frame (or during a reconnection wait). Frames are uint8 RGB ``(H, W, 3)``.
+stop decoding for good ends the iteration with what was read. Frames larger than ``max_pixels`` (the image
+limit, 80 megapixels) are refused from the size the container declares, before any is decoded. Setting the
+``stop`` event ends any source at the next frame (or during a reconnection wait). Frames are uint8 RGB
+``(H, W, 3)``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import cv2
 import numpy as np
 
 from arcface.errors import InputError
+from arcface.imageio import MAX_PIXELS
 
 log = logging.getLogger("arcface.video")
 
@@ -69,6 +72,7 @@ class FrameSource:
         max_consecutive_failures: int = 25,
         timeout: float = 10.0,
         stop: threading.Event | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.source = str(source)
         self.fps = float(fps)
@@ -77,6 +81,7 @@ class FrameSource:
         self.max_failures = int(max_consecutive_failures)
         self.timeout_ms = int(timeout * 1000)
         self.stop = stop
+        self.max_pixels = int(max_pixels)
         self.stats = SourceStats()
         #: Frame rate the container or stream reports, once opened (``None``: not reported, or a folder).
         self.native_fps: float | None = None
@@ -122,6 +127,7 @@ class FrameSource:
 
     def _capture(self) -> Iterator[Frame]:
         cap = self._open()
+        self._check_size(cap)
         reported = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
         self.native_fps = float(reported) if 1.0 <= reported <= 240.0 else None
         if not cap.isOpened() and not self.live:
@@ -171,8 +177,19 @@ class FrameSource:
                 else:
                     time.sleep(delay)
                 cap = self._open()
+                self._check_size(cap)
         finally:
             cap.release()
+
+    def _check_size(self, cap: cv2.VideoCapture) -> None:
+        """Refuse frames over ``max_pixels`` (as for images) from the size the container declares, before decoding."""
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > self.max_pixels:
+            cap.release()
+            raise InputError(
+                f"{self.source}: frames are {w}x{h} = {w * h / 1e6:.1f} megapixels, over the limit of "
+                f"{self.max_pixels / 1e6:.1f} (raise max_pixels if intended)"
+            )
 
 
 def _kind(source: str) -> str:
