@@ -1,13 +1,15 @@
-"""One detected face as plain data, and the one rule that picks the largest face of a photo.
+"""One detected face as plain data, and the rules that pick "the face" of a photo.
 
 Every stage that needs "the face of this photo" (verify, embed, gallery enrolment, clustering, the
-service, evaluation) uses :func:`largest_face`, so they all agree on which face that is.
+service, evaluation, training-data alignment) uses :func:`largest_face` or :func:`select_face`, so they all
+agree on which face that is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -58,3 +60,39 @@ def largest_face(faces: Sequence[Face]) -> Face:
     if not faces:
         raise NoFaceError("no face found")
     return max(faces, key=lambda f: (f.area, float(f.score)))
+
+
+#: The rules of :func:`select_face`.
+SelectRule = Literal["largest", "center", "center_largest"]
+SELECT_RULES: tuple[str, ...] = ("largest", "center", "center_largest")
+
+
+def _centre_offset2(face: Face, image_size: tuple[int, int]) -> float:
+    w, h = image_size
+    x1, y1, x2, y2 = (float(v) for v in face.bbox)
+    return ((x1 + x2) / 2 - w / 2) ** 2 + ((y1 + y2) / 2 - h / 2) ** 2
+
+
+def select_face(faces: Sequence[Face], rule: str = "largest", image_size: tuple[int, int] | None = None) -> Face:
+    """Pick one face by ``rule``.
+
+    Args:
+        faces: the detected faces (non-empty).
+        rule: ``"largest"`` (largest box, see :func:`largest_face`), ``"center"`` (box centre nearest the image
+            centre) or ``"center_largest"`` (box area minus twice the squared centre offset, in square pixels:
+            the largest face, unless a smaller one sits much nearer the centre; insightface's rule).
+        image_size: ``(width, height)`` in pixels of the analysed image; needed by the centre rules.
+    Raises:
+        NoFaceError: no faces; ValueError: an unknown rule or a centre rule without ``image_size``.
+    """
+    if rule == "largest":
+        return largest_face(faces)
+    if rule not in SELECT_RULES:
+        raise ValueError(f"unknown face selection rule {rule!r}; rules: {', '.join(SELECT_RULES)}")
+    if not faces:
+        raise NoFaceError("no face found")
+    if image_size is None:
+        raise ValueError(f"face selection {rule!r} needs the image size")
+    if rule == "center":
+        return min(faces, key=lambda f: (_centre_offset2(f, image_size), -f.area))
+    return max(faces, key=lambda f: f.area - 2.0 * _centre_offset2(f, image_size))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from arcface.imageio import ImageInput, load_image
 from arcface.models import detector_family, resolve_pack
 from arcface.models.packs import Pack, sha256_file
 from arcface.spec import SCRFD_DETECTION
+from arcface.thresholds import Threshold, threshold_for
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class FaceAnalyzer:
         embedder: any :class:`arcface.embed.Embedder`, used instead of the pack's recognizer.
         runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default) or ``"openvino"``, in
             ``"f32"`` or (OpenVINO, CPUs with bf16) ``"bf16"``; see :mod:`arcface.runtime`.
+        thresholds: thresholds file(s) to look the recognizer's cosine threshold up in first (default:
+            ``$ARCFACE_THRESHOLDS``); see :mod:`arcface.thresholds` for the search order. The result is
+            :attr:`threshold`.
 
     Images are paths, encoded bytes or uint8 RGB arrays (see :func:`arcface.imageio.load_image`).
     """
@@ -87,6 +91,7 @@ class FaceAnalyzer:
         embedder: Embedder | None = None,
         runtime: str = "onnxruntime",
         precision: str = "f32",
+        thresholds: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     ) -> None:
         # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
         needs_pack = pack is not None or detector is None or embedder is None
@@ -122,6 +127,9 @@ class FaceAnalyzer:
         self.flip = flip
         self.batch_size = batch_size
         self.crop_size = (self.embedder.spec.input_size or (112, 112))[0]
+        rec_path = self.pack.recognizer if self.pack.recognizer_sha256 else None
+        #: The recognizer's cosine decision threshold, with its provenance.
+        self.threshold: Threshold = threshold_for(self.pack.recognizer_sha256 or None, rec_path, thresholds)
 
     def self_test(self) -> dict:
         """Run the detector and the recognizer once on synthetic input; raise :class:`ModelError` if unusable.
@@ -242,13 +250,15 @@ class FaceAnalyzer:
     def verify(self, a: ImageInput, b: ImageInput, threshold: float | None = None):
         """Compare the largest face of ``a`` with the largest face of ``b``.
 
+        ``threshold``: a cosine in ``[-1, 1]``; ``None`` uses :attr:`threshold`.
         Returns a :class:`arcface.verify.VerifyResult` (cosine similarity, decision, threshold used).
         Raises :class:`NoFaceError` naming the image without a face.
         """
         from arcface.verify import verify_faces
 
         faces_a, faces_b = self.analyze_many([a, b])
-        return verify_faces(faces_a, faces_b, self.pack, threshold, names=(_name(a, "a"), _name(b, "b")))
+        chosen = self.threshold if threshold is None else threshold
+        return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")))
 
 
 def _model_name(part: object) -> str:

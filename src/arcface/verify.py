@@ -1,50 +1,20 @@
 """1:1 verification: cosine similarity against a threshold calibrated per recognizer.
 
-Thresholds are cosine similarities in ``[-1, 1]`` and live as data in ``arcface/data/thresholds.json``,
-keyed by the recognizer file's SHA-256, each with its provenance (which pairs, which false accept
-rate). The squared-L2 distance of unit vectors is ``2 - 2*cos`` if you need to compare with tools that
-use it.
+Thresholds are cosine similarities in ``[-1, 1]``; :mod:`arcface.thresholds` owns where they are stored and
+which one applies. The squared-L2 distance of unit vectors is ``2 - 2*cos`` if you need to compare with tools
+that use it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from arcface.errors import InputError, NoFaceError
 from arcface.face import largest_face
-
-#: Used only for recognizers with no calibrated entry; a conservative value for ArcFace models.
-FALLBACK_THRESHOLD = 0.30
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A cosine decision threshold and where it came from."""
-
-    value: float
-    far: float | None
-    provenance: str
-    calibrated: bool
-
-
-@lru_cache(maxsize=1)
-def _table() -> dict[str, Any]:
-    text = resources.files("arcface").joinpath("data/thresholds.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def threshold_for(recognizer_sha256: str | None) -> Threshold:
-    """The calibrated threshold of a recognizer, or the fallback (``calibrated=False``)."""
-    entry = _table().get("recognizers", {}).get(recognizer_sha256)
-    if entry is None:
-        return Threshold(FALLBACK_THRESHOLD, None, "uncalibrated fallback for ArcFace-style models", False)
-    return Threshold(float(entry["threshold"]), entry.get("far"), entry["provenance"], True)
+from arcface.thresholds import Threshold, check_threshold
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -95,8 +65,11 @@ class VerifyResult:
         }
 
 
-def verify_faces(faces_a, faces_b, pack, threshold: float | None = None, names=("a", "b")) -> VerifyResult:
-    """Decide on the largest face of each list (faces carry embeddings)."""
+def verify_faces(faces_a, faces_b, threshold: Threshold | float, names=("a", "b")) -> VerifyResult:
+    """Decide on the largest face of each list (faces carry embeddings).
+
+    ``threshold``: the recognizer's :class:`~arcface.thresholds.Threshold`, or a cosine given by the caller.
+    """
     for faces, name in ((faces_a, names[0]), (faces_b, names[1])):
         if not faces:
             raise NoFaceError(f"no face found in {name}", image=name)
@@ -106,14 +79,11 @@ def verify_faces(faces_a, faces_b, pack, threshold: float | None = None, names=(
         for f, n in ((faces_a, names[0]), (faces_b, names[1]))
         if len(f) > 1
     ]
-    if threshold is None:
-        t = threshold_for(pack.recognizer_sha256)
-        value, provenance = t.value, t.provenance
-        if not t.calibrated:
+    if isinstance(threshold, Threshold):
+        value, provenance = threshold.value, threshold.provenance
+        if not threshold.calibrated:
             notes.append("threshold not calibrated for this recognizer")
     else:
-        if not -1.0 <= threshold <= 1.0:
-            raise InputError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
-        value, provenance = float(threshold), "given by the caller"
+        value, provenance = check_threshold(threshold), "given by the caller"
     sim = float(np.dot(fa.embedding, fb.embedding))
     return VerifyResult(sim, sim >= value, value, provenance, (len(faces_a), len(faces_b)), notes, fa, fb)

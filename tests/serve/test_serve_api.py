@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from arcface.face import largest_face
 from arcface.imageio import decode_image
-from arcface.verify import threshold_for
+from arcface.thresholds import threshold_for
 
 
 def _err(resp, status: int, code: str, field: str | None = None) -> dict:

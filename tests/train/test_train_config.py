@@ -22,9 +22,11 @@ def test_presets_carry_published_numbers():
         128,
         20,
     )
-    assert c.head.margin_list == (1.0, 0.5, 0.0) and c.head.scale == 64.0 and c.head.num_classes == 93431
+    assert c.head.margin_list == (1.0, 0.5, 0.0) and c.head.scale == 64.0 and c.data.num_identities == 93431
     g = get_preset("glint360k_r100")
-    assert g.head.margin_list == (1.0, 0.0, 0.4) and g.head.num_classes == 360232
+    assert g.head.margin_list == (1.0, 0.0, 0.4) and g.data.num_identities == 360232
+    # the class count comes from the data unless set: a preset never imposes its published one
+    assert all(get_preset(n).head.num_classes == 0 for n in list_presets())
     assert get_preset("webface_mbf").model.network == "mbf"
     assert get_preset("wf42m_pfc02_r100").head.sample_rate == 0.2
     get_preset("ms1mv3_r50").optim.lr = 9.0  # presets are fresh copies

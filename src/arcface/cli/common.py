@@ -29,6 +29,13 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--precision", choices=("f32", "bf16"), default="f32", help="f32 (default) or bf16 (openvino, CPUs with bf16)"
     )
+    g.add_argument(
+        "--thresholds",
+        default=None,
+        metavar="FILE",
+        help="thresholds file (from 'arcface calibrate --write FILE') searched first for the recognizer's cosine "
+        "threshold (default: $ARCFACE_THRESHOLDS, then thresholds.json beside the recognizer, then the package's)",
+    )
 
 
 def analyzer_from_args(args: argparse.Namespace, **kw: Any):
@@ -42,6 +49,7 @@ def analyzer_from_args(args: argparse.Namespace, **kw: Any):
         flip=args.flip,
         runtime=args.runtime,
         precision=args.precision,
+        thresholds=args.thresholds,
         **kw,
     )
 

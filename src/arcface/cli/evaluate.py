@@ -119,11 +119,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ca.add_argument("--model", default=None, metavar="PACK_OR_CHECKPOINT", help="model (default: default pack)")
     ca.add_argument(
         "--write",
-        nargs="?",
-        const="",
         default=None,
         metavar="THRESHOLDS.json",
-        help="store the threshold (default file: the package's data/thresholds.json)",
+        help="store the threshold with its provenance in this thresholds file (created or merged); use it with "
+        "--thresholds FILE or $ARCFACE_THRESHOLDS, or name it thresholds.json beside the recognizer",
+    )
+    ca.add_argument(
+        "--root",
+        default=None,
+        metavar="DIR",
+        help="folder that relative image paths in the pairs CSV are resolved against (default: the CSV's folder)",
     )
     ca.add_argument("--flip", action="store_true", help="flip test-time augmentation (default off, as inference)")
     ca.add_argument("--batch-size", type=int, default=64)
@@ -303,13 +308,13 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from arcface.eval.calibration import (
         calibrate,
         calibration_entry,
-        default_thresholds_path,
         read_pairs_csv,
         read_scores_npz,
         score_pairs,
         write_threshold,
     )
     from arcface.eval.report import to_json
+    from arcface.thresholds import package_thresholds_path
 
     if not 0.0 < args.far < 1.0:
         raise InputError(f"--far must lie in (0, 1), got {args.far}")
@@ -320,7 +325,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     if pairs_path.suffix.lower() == ".npz":
         scores, labels = read_scores_npz(pairs_path)
     else:
-        pairs = read_pairs_csv(pairs_path)
+        pairs = read_pairs_csv(pairs_path, args.root)
         model = _load_model(args.model, True)
         ps = score_pairs(
             pairs,
@@ -356,7 +361,9 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             raise InputError("cannot store a threshold: the recognizer's SHA-256 is unknown")
         entry = calibration_entry(op, labels, pairs_path.name, model.label)
         entry["model_sha256"] = model.sha256
-        target = Path(args.write) if args.write else default_thresholds_path()
+        target = Path(args.write)
+        if target.resolve() == package_thresholds_path().resolve():
+            raise InputError(f"--write {target}: the package's thresholds file is not written at run time")
         write_threshold(target, model.sha256, entry)
         result["written_to"] = str(target)
         result["model_sha256"] = model.sha256

@@ -107,6 +107,7 @@ def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, 
         backend=args.backend if index else "numpy",
         backend_options=options if index else None,
         create=create,
+        threshold=analyzer.threshold.value if analyzer is not None else None,
     )
 
 
@@ -220,7 +221,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
     from arcface.errors import InputError
     from arcface.face import face_index, largest_face
-    from arcface.gallery import cluster_embeddings, default_threshold
+    from arcface.gallery import cluster_embeddings
     from arcface.gallery.fileio import atomic_write_bytes
     from arcface.imageio import iter_image_files
 
@@ -230,7 +231,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if not files:
         raise InputError(f"no image files under {args.dir}")
     fa = analyzer_from_args(args)
-    threshold = default_threshold(fa.pack.recognizer_sha256) if args.threshold is None else args.threshold
+    threshold = fa.threshold.value if args.threshold is None else args.threshold
     per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20, on_error="skip")
     errors = [e.to_dict() for e in per_image.errors]
     early = report_failures(errors, args.strict, len(files) - len(errors))

@@ -1,9 +1,13 @@
-"""``arcface train``, ``arcface data pack|info`` and ``arcface clean`` (need the ``train`` extra)."""
+"""``arcface train``, ``arcface data align|pack|info`` and ``arcface clean`` (all but ``data align`` need the
+``train`` extra)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from arcface.cli.common import add_pack_options
+from arcface.face import SELECT_RULES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +27,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="key=value | --key value overrides")
     p.set_defaults(func=cmd_train)
 
-    d = sub.add_parser("data", help="training data tools (RecordIO pack, dataset info)")
+    d = sub.add_parser("data", help="training data tools (align raw photos, RecordIO pack, dataset info)")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
+    al = dsub.add_parser(
+        "align",
+        help="detect, pick and align one face per photo into 112x112 training crops (resumable)",
+        description="RAW_DIR holds one sub-folder per identity. Each photo is detected and aligned exactly as at "
+        "inference; the crops go to OUT_DIR/<identity>/*.png with OUT_DIR/manifest.jsonl (source, box, score, "
+        "landmarks). Photos with no face, or with two faces of similar size, are skipped and listed. "
+        "Re-running resumes.",
+    )
+    al.add_argument("raw", metavar="RAW_DIR")
+    al.add_argument("out", metavar="OUT_DIR")
+    add_pack_options(al)
+    al.add_argument("--select", choices=SELECT_RULES, default="largest", help="which face of a photo (default largest)")
+    al.add_argument(
+        "--ambiguous-ratio",
+        type=float,
+        default=0.5,
+        help="skip a photo when a second face's box area is at least this fraction of the picked one's "
+        "(default 0.5; 0 keeps every photo)",
+    )
+    al.add_argument("--no-progress", action="store_true")
+    al.add_argument("--json", action="store_true", help="print the report as JSON")
+    al.set_defaults(func=cmd_align)
     pk = dsub.add_parser("pack", help="pack an ImageFolder (one folder per identity) into PREFIX.rec/.idx")
     pk.add_argument("dir")
     pk.add_argument("out_prefix")
     pk.add_argument("--no-progress", action="store_true")
+    pk.add_argument(
+        "--resize",
+        action="store_true",
+        help="accept images that are not 112x112 and squash them to 112x112 (they should be aligned crops: "
+        "see 'arcface data align')",
+    )
     pk.set_defaults(func=cmd_pack)
     info = dsub.add_parser("info", help="images, identities and images-per-identity histogram of a dataset")
     info.add_argument("path", help="ImageFolder root, X.rec, or a folder with train.rec")
@@ -84,13 +116,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    from arcface.cli.common import analyzer_from_args, print_json
+    from arcface.train.prepare import align_folder
+
+    fa = analyzer_from_args(args)
+    report = align_folder(
+        args.raw, args.out, fa, select=args.select, ambiguous_ratio=args.ambiguous_ratio, progress=not args.no_progress
+    )
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    c = report.counts
+    print(
+        f"{c['ok']} crops of {report.identities} identities in {args.out} "
+        f"({c['no_face']} without a face, {c['ambiguous']} ambiguous, {c['unreadable']} unreadable; "
+        f"{report.resumed} already done)"
+    )
+    for src, status in report.skipped[:20]:
+        print(f"  skipped {src}: {status}")
+    if len(report.skipped) > 20:
+        print(f"  ... and {len(report.skipped) - 20} more (see {report.manifest})")
+    return 0
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from arcface.errors import require
 
     require("torch", "train")
     from arcface.train.data import pack_folder
 
-    rec, idx = pack_folder(args.dir, args.out_prefix, progress=not args.no_progress)
+    rec, idx = pack_folder(args.dir, args.out_prefix, progress=not args.no_progress, resize=args.resize)
     print(f"wrote {rec} and {idx}")
     return 0
 

@@ -48,7 +48,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         exempt=exempt,
         detect_every=args.detect_every,
         max_seconds=args.max_seconds,
-        threshold=args.threshold,
+        threshold=fa.threshold.value if args.threshold is None else args.threshold,
         progress=sys.stderr.isatty(),
     )
     if args.json:

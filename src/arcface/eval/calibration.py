@@ -1,11 +1,10 @@
 """Threshold calibration: the cosine threshold that meets a target FAR on labelled pairs.
 
 Pairs come as a CSV of image paths ``path_a,path_b,same`` (an optional header row; relative paths are
-taken from the CSV's folder) embedded through the detector + aligner + embedder (largest face of each
+taken from ``--root`` or the CSV's folder) embedded through the detector + aligner + embedder (largest face of each
 photo), or as an ``.npz`` holding ``scores`` (cosine) and ``labels`` (0/1).
 
-Calibrated thresholds are stored in a JSON thresholds file (the format of ``arcface/data/thresholds.json``
-read by :mod:`arcface.verify`)::
+Calibrated thresholds are stored in a JSON thresholds file (the format :mod:`arcface.thresholds` reads)::
 
     {"recognizers": {"<recognizer sha256>": {
         "threshold": 0.31,            # cosine, accept score >= threshold
@@ -52,9 +51,14 @@ def _flag(v: str) -> bool | None:
     return None
 
 
-def read_pairs_csv(path: str | os.PathLike[str]) -> PairList:
-    """Read ``path_a,path_b,same`` rows (a header row is recognised by a non-0/1 third field)."""
+def read_pairs_csv(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> PairList:
+    """Read ``path_a,path_b,same`` rows (a header row is recognised by a non-0/1 third field).
+
+    Relative image paths are resolved against ``root`` (default: the CSV's folder)."""
     p = Path(path)
+    base = Path(root) if root is not None else p.parent
+    if root is not None and not base.is_dir():
+        raise InputError(f"--root {base}: folder not found")
     try:
         with open(p, newline="", encoding="utf-8") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -67,8 +71,8 @@ def read_pairs_csv(path: str | os.PathLike[str]) -> PairList:
         if len(r) < 3 or _flag(r[2]) is None:
             raise InputError(f"{p}: row {i}: expected 'path_a,path_b,same' with same in 0/1, got {r!r}")
         pa, pb = Path(r[0].strip()), Path(r[1].strip())
-        a.append(pa if pa.is_absolute() else p.parent / pa)
-        b.append(pb if pb.is_absolute() else p.parent / pb)
+        a.append(pa if pa.is_absolute() else base / pa)
+        b.append(pb if pb.is_absolute() else base / pb)
         same.append(_flag(r[2]))
     if not a:
         raise InputError(f"{p}: no pairs")
@@ -170,15 +174,9 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, far: float) -> OperatingPo
     return threshold_at_far(scores, labels, far)
 
 
-def default_thresholds_path() -> Path:
-    """The package's ``arcface/data/thresholds.json`` (the file :mod:`arcface.verify` reads)."""
-    from importlib import resources
-
-    return Path(str(resources.files("arcface").joinpath("data/thresholds.json")))
-
-
 def write_threshold(path: str | os.PathLike[str], recognizer_sha256: str, entry: dict[str, Any]) -> Path:
-    """Merge ``entry`` under ``recognizers[recognizer_sha256]`` of a thresholds JSON file (atomic)."""
+    """Merge ``entry`` under ``recognizers[recognizer_sha256]`` of a thresholds JSON file (atomic; the format
+    :mod:`arcface.thresholds` reads)."""
     p = Path(path)
     data: dict[str, Any] = {"recognizers": {}}
     if p.is_file():

@@ -132,7 +132,7 @@ def compare_recognizers(
     from arcface.export.crops import reference_crops
     from arcface.export.quantize import spec_for
     from arcface.models.packs import sha256_file
-    from arcface.verify import threshold_for
+    from arcface.thresholds import threshold_for
 
     ref = OnnxEmbedder(ref_path, spec_for(ref_path), threads=threads)
     new = OnnxEmbedder(new_path, spec_for(new_path), threads=threads)
@@ -142,7 +142,7 @@ def compare_recognizers(
     e_ref, e_new = ref.embed(crops), new.embed(crops)
     report["agreement"] = embedding_agreement(e_ref, e_new)
     if pairs is not None:
-        thr = threshold_for(sha256_file(ref_path))
+        thr = threshold_for(sha256_file(ref_path), ref_path)
         value = (
             thr.value
             if thr.calibrated

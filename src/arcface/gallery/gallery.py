@@ -29,7 +29,7 @@ from arcface.errors import InputError
 from arcface.gallery.backends import VectorIndex, make_index
 from arcface.gallery.contract import EmbeddingContract
 from arcface.gallery.store import GalleryStore, Identity, encode_array
-from arcface.verify import threshold_for
+from arcface.thresholds import threshold_for
 
 #: Identity reported for a face whose best match is below the threshold.
 UNKNOWN = "unknown"
@@ -40,7 +40,7 @@ INDEX_CACHE = "index-cache.npz"
 
 def default_threshold(recognizer_sha256: str | None = None) -> float:
     """Default cosine threshold: the calibrated one of a recognizer (by file SHA-256), else the fallback
-    (see :func:`arcface.verify.threshold_for`)."""
+    (see :func:`arcface.thresholds.threshold_for`)."""
     return float(threshold_for(recognizer_sha256).value)
 
 

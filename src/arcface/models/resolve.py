@@ -5,7 +5,7 @@
 =====================  =========================================================================
 ``pack:NAME_OR_DIR``   a model pack: registered name (``buffalo_sc``) or a folder
 ``onnx:FILE``          an ONNX recognizer
-``ckpt:PATH``          a torch checkpoint: a run folder, a ``checkpoints/step_N`` folder, a ``.pt``
+``ckpt:PATH``          a torch checkpoint: a run folder, a ``checkpoints/step_N`` folder (N padded or not), a ``.pt``
 no prefix              ``*.onnx`` -> onnx; ``*.pt``/``*.pth`` or a folder holding ``rank0.pt`` or
                        ``checkpoints/`` -> ckpt; any other folder or a bare name -> pack
 =====================  =========================================================================
@@ -17,6 +17,7 @@ SOURCE``, ``arcface train run.init_from=`` and ``--pack`` accept the same spelli
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +48,20 @@ def _is_checkpoint_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "rank0.pt").is_file() or (p / "checkpoints").is_dir())
 
 
+_STEP = re.compile(r"^step_(\d+)$")
+
+
+def _step_alias(s: str) -> str:
+    """``.../step_100`` -> ``.../step_00000100`` when only the zero-padded checkpoint folder exists."""
+    p = Path(s).expanduser()
+    m = _STEP.match(p.name)
+    if m and not p.exists():
+        padded = p.with_name(f"step_{int(m.group(1)):08d}")
+        if padded.is_dir():
+            return str(padded)
+    return s
+
+
 def parse_model(text: str | os.PathLike | ModelRef) -> ModelRef:
     """Classify ``text`` (see the module docstring); raises :class:`InputError` for a missing file."""
     if isinstance(text, ModelRef):
@@ -54,9 +69,10 @@ def parse_model(text: str | os.PathLike | ModelRef) -> ModelRef:
     s = os.fspath(text).strip()
     if not s:
         raise InputError("an empty model name was given")
+    s = _step_alias(s)
     head, sep, rest = s.partition(":")
     if sep and head in PREFIXES and rest:
-        ref = ModelRef(head, rest)  # type: ignore[arg-type]
+        ref = ModelRef(head, _step_alias(rest))  # type: ignore[arg-type]
     else:
         p = Path(s).expanduser()
         suffix = p.suffix.lower()

@@ -27,7 +27,8 @@ from arcface.imageio import MAX_DECODE_BYTES, decode_image
 from arcface.pipeline import FaceAnalyzer
 from arcface.serve.errors import ApiError
 from arcface.serve.galleries import GalleryRegistry
-from arcface.verify import Threshold, threshold_for, verify_faces
+from arcface.thresholds import Threshold
+from arcface.verify import verify_faces
 
 #: Default pixel limit of uploaded images (width x height read from the header before decoding).
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -98,7 +99,7 @@ class FaceService:
         #: Result of one real run of both models at start-up (a broken model raises ModelError here).
         self.self_test = analyzer.self_test()
         self.contract = EmbeddingContract.from_analyzer(analyzer)
-        self.threshold: Threshold = threshold_for(analyzer.pack.recognizer_sha256)
+        self.threshold: Threshold = analyzer.threshold
         self.galleries = GalleryRegistry(gallery_root, self.contract, self.threshold.value, gallery_backend)
         from arcface.serve.monitors import MonitorRegistry
 
@@ -141,7 +142,8 @@ class FaceService:
         for faces, up in ((faces_a, a), (faces_b, b)):
             if not faces:
                 raise ApiError(422, "no_face", f"no face found in {up.label}", up.field)
-        result = verify_faces(faces_a, faces_b, self.analyzer.pack, threshold, names=(a.label, b.label))
+        chosen = self.threshold if threshold is None else threshold
+        result = verify_faces(faces_a, faces_b, chosen, names=(a.label, b.label))
         out = result.to_dict()
         out["images"] = {
             up.field: {

@@ -29,9 +29,13 @@ from arcface.errors import InputError
 class DataConfig:
     """Where the data is and how it is augmented.
 
-    path: ImageFolder root, ``X.rec`` or a folder holding ``train.rec``.
+    path: ImageFolder root, ``X.rec`` or a folder holding ``train.rec``, of 112x112 aligned crops
+        (``arcface data align`` makes them from raw photos).
     list_file: optional ``key<TAB>label`` list restricting/relabelling samples (``arcface clean`` output).
-    num_images: expected image count (informational, from the preset; the dataset's real count is used).
+    num_images, num_identities: the published dataset's size (informational, from the preset; the data's own
+        counts are used).
+    num_workers: DataLoader worker processes; -1 = auto (0 on 2 cores, up to 4 with more).
+    resize: accept images that are not 112x112 by squashing them (off: such images are refused).
     flip/color/blur/crop: augmentation (see :class:`arcface.train.data.Augment`).
     val_sets: ``.bin`` verification sets evaluated every ``run.val_every`` steps (paths or names in
     ``val_dir``).
@@ -40,7 +44,9 @@ class DataConfig:
     path: str = ""
     list_file: str | None = None
     num_images: int = 0
-    num_workers: int = 2
+    num_identities: int = 0
+    num_workers: int = -1
+    resize: bool = False
     flip: float = 0.5
     color: float = 0.0
     blur: float = 0.0
@@ -51,13 +57,19 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Backbone: a name of :func:`arcface.nn.create_model` and its embedding length."""
+    """Backbone: a name of :func:`arcface.nn.create_model` and its embedding length.
+
+    bn: BatchNorm during training: ``batch`` (batch statistics, the usual), ``frozen`` (running statistics
+    kept, affine parameters learnt; for fine-tuning on small batches) or ``auto`` (``frozen`` when
+    ``run.init_from`` is set, else ``batch``).
+    """
 
     network: str = "iresnet50"
     embedding_size: int = 512
     dropout: float = 0.0
     width: int = 0  # >0: passed as ``width`` to backbones that accept it (tiny test models)
     norm: str = "batch"  # ``tiny`` only: "batch" or "group" normalisation
+    bn: str = "auto"
 
 
 @dataclass
@@ -66,7 +78,7 @@ class HeadConfig:
 
     margin_list: ``(m1, m2, m3)`` of the combined margin ``cos(m1*theta + m2) - m3`` (radians for m2).
     scale: logit scale ``s``.
-    num_classes: 0 = number of classes found in the data.
+    num_classes: 0 (the default, also in presets) = the number of classes found in the data.
     sample_rate: Partial FC: fraction of negative class centres sampled per step (1.0 = full softmax).
     subcenters: K sub-centres per class (1 = plain ArcFace; 3 for sub-center ArcFace).
     """
@@ -86,7 +98,7 @@ class OptimConfig:
     lr follows linear warm-up for ``warmup_epochs`` then polynomial decay ``(1 - t) ** lr_power`` to 0,
     stepped once per optimiser step. ``max_steps > 0`` overrides ``epochs``. ``clip_grad`` is the max
     global L2 norm of the backbone gradients (0 disables). ``amp``: ``none``, ``bf16`` or ``fp16``
-    (CUDA only; ignored on CPU).
+    (CUDA only; on CPU the run says so and trains in fp32).
     """
 
     optimizer: str = "sgd"
@@ -108,7 +120,8 @@ class RunConfig:
     """Logging, checkpoints, resume, device.
 
     resume: ``auto`` (latest checkpoint in ``output`` if any), ``none``, or a checkpoint path.
-    init_from: a checkpoint (``.pt``) or an ONNX recognizer to initialise the backbone (fine-tuning).
+    init_from: a checkpoint (``.pt``), an ONNX recognizer or a pack to initialise the backbone (fine-tuning).
+    threads: torch intra-op threads; 0 = auto (the CPU cores not taken by data workers, at least 1).
     """
 
     output: str = "runs/train"
@@ -120,6 +133,7 @@ class RunConfig:
     resume: str = "auto"
     init_from: str = ""
     device: str = "auto"
+    threads: int = 0
     progress: bool = True
     tensorboard: bool = True
 
@@ -175,9 +189,9 @@ def _published(
 ) -> TrainConfig:
     return TrainConfig(
         name=name,
-        data=DataConfig(num_images=num_images, val_sets=val, num_workers=4),
+        data=DataConfig(num_images=num_images, num_identities=num_classes, val_sets=val),
         model=ModelConfig(network=network, embedding_size=512),
-        head=HeadConfig(margin_list=margin, scale=64.0, num_classes=num_classes, sample_rate=sample_rate),
+        head=HeadConfig(margin_list=margin, scale=64.0, num_classes=0, sample_rate=sample_rate),
         optim=OptimConfig(
             optimizer="sgd",
             lr=0.1,
@@ -385,5 +399,9 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"head.sample_rate must be in (0, 1], got {h.sample_rate}")
     if h.subcenters < 1:
         raise InputError(f"head.subcenters must be >= 1, got {h.subcenters}")
+    if cfg.model.bn not in ("auto", "batch", "frozen"):
+        raise InputError(f"model.bn must be auto, batch or frozen, got {cfg.model.bn!r}")
+    if cfg.run.threads < 0:
+        raise InputError(f"run.threads must be >= 0 (0 = auto), got {cfg.run.threads}")
     if cfg.run.resume not in ("auto", "none") and not Path(cfg.run.resume).exists():
         raise InputError(f"run.resume: checkpoint {cfg.run.resume!r} not found")

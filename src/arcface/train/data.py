@@ -34,11 +34,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".ti
 IMAGE_SIZE = 112
 
 
-def decode_rgb(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Decode image bytes to ``uint8`` RGB ``(size, size, 3)`` (resized when needed).
+def decode_rgb(data: bytes, size: int = IMAGE_SIZE, resize: bool = False) -> np.ndarray:
+    """Decode image bytes to ``uint8`` RGB ``(size, size, 3)``.
+
+    Training images must be aligned ``size`` x ``size`` face crops (``arcface data align`` makes them from raw
+    photos). Another size is refused unless ``resize`` is set, which squashes the whole image to the size.
 
     Raises:
-        InputError: the bytes are not a decodable image.
+        InputError: the bytes are not a decodable image; NotAlignedError: the image is not ``size`` x ``size``
+            and ``resize`` is off.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
@@ -46,8 +50,17 @@ def decode_rgb(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
         raise InputError("undecodable image bytes")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img.shape[0] != size or img.shape[1] != size:
+        if not resize:
+            raise NotAlignedError(
+                f"image is {img.shape[1]}x{img.shape[0]}, not a {size}x{size} aligned face crop: make crops with "
+                f"'arcface data align RAW_DIR OUT_DIR' (or set data.resize=true to squash whole images)"
+            )
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img
+
+
+class NotAlignedError(InputError):
+    """A training image is not an aligned crop of the expected size (and resizing was not asked for)."""
 
 
 # --------------------------------------------------------------------------------------------- augmentation
@@ -124,6 +137,7 @@ class FaceDataset(Dataset):
     keys: list[str]
     labels: np.ndarray
     augment: Augment | None
+    resize: bool = False
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -134,6 +148,19 @@ class FaceDataset(Dataset):
 
     def load_rgb(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check_crops(self, probes: int = 16) -> None:
+        """Decode up to ``probes`` samples spread over the dataset and refuse it, naming a file, when they are
+        not aligned crops of the training size (unless ``resize``); corrupt samples are left to training."""
+        if self.resize or not len(self.keys):
+            return
+        for i in np.unique(np.linspace(0, len(self.keys) - 1, num=min(probes, len(self.keys))).astype(int)):
+            try:
+                self.load_rgb(int(i))
+            except NotAlignedError:
+                raise
+            except (InputError, OSError):
+                continue
 
     def apply_list(self, list_file: str | os.PathLike) -> None:
         """Keep only the samples named in ``list_file`` (``key<TAB>label``; the label there wins)."""
@@ -155,6 +182,8 @@ class FaceDataset(Dataset):
             j = (index + attempt) % len(self.keys)
             try:
                 img = self.load_rgb(j)
+            except NotAlignedError:
+                raise
             except (InputError, OSError) as exc:
                 self.runtime_corrupt = getattr(self, "runtime_corrupt", 0) + 1
                 log.warning("skipping corrupt sample %s (%s); %d so far", self.keys[j], exc, self.runtime_corrupt)
@@ -171,8 +200,15 @@ class ImageFolderDataset(FaceDataset):
     Keys are paths relative to ``root`` (POSIX separators).
     """
 
-    def __init__(self, root: str | os.PathLike, augment: Augment | None = None, list_file: str | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        augment: Augment | None = None,
+        list_file: str | None = None,
+        resize: bool = False,
+    ):
         self.root = Path(root)
+        self.resize = resize
         if not self.root.is_dir():
             raise InputError(f"{self.root}: image folder not found")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
@@ -199,9 +235,9 @@ class ImageFolderDataset(FaceDataset):
 
     def load_rgb(self, i: int) -> np.ndarray:
         try:
-            return decode_rgb(self.read_bytes(i))
+            return decode_rgb(self.read_bytes(i), resize=self.resize)
         except InputError as exc:
-            raise InputError(f"{self.root / self.keys[i]}: {exc}") from None
+            raise type(exc)(f"{self.root / self.keys[i]}: {exc}") from None
 
 
 class RecordIODataset(FaceDataset):
@@ -211,8 +247,15 @@ class RecordIODataset(FaceDataset):
     records whose header is malformed are skipped and counted in :attr:`num_corrupt`.
     """
 
-    def __init__(self, path: str | os.PathLike, augment: Augment | None = None, list_file: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        augment: Augment | None = None,
+        list_file: str | None = None,
+        resize: bool = False,
+    ):
         rec = resolve_rec(path)
+        self.resize = resize
         self.reader = RecordReader(rec)
         indices, _ = image_index_range(self.reader)
         keys, labels = [], []
@@ -241,9 +284,9 @@ class RecordIODataset(FaceDataset):
 
     def load_rgb(self, i: int) -> np.ndarray:
         try:
-            return decode_rgb(self.read_bytes(i))
+            return decode_rgb(self.read_bytes(i), resize=self.resize)
         except InputError as exc:
-            raise InputError(f"{self.reader.rec_path} record {self.keys[i]}: {exc}") from None
+            raise type(exc)(f"{self.reader.rec_path} record {self.keys[i]}: {exc}") from None
 
 
 def resolve_rec(path: str | os.PathLike) -> Path:
@@ -258,14 +301,27 @@ def resolve_rec(path: str | os.PathLike) -> Path:
     raise InputError(f"{path}: no RecordIO file (expected X.rec or a folder with train.rec)")
 
 
-def open_dataset(path: str | os.PathLike, augment: Augment | None = None, list_file: str | None = None) -> FaceDataset:
-    """Open a RecordIO file/folder or an ImageFolder, whichever ``path`` is."""
+def open_dataset(
+    path: str | os.PathLike,
+    augment: Augment | None = None,
+    list_file: str | None = None,
+    resize: bool = False,
+    check: bool = True,
+) -> FaceDataset:
+    """Open a RecordIO file/folder or an ImageFolder, whichever ``path`` is.
+
+    ``resize``: accept images that are not 112x112 (squashed); otherwise such images are refused
+    (:class:`NotAlignedError`), checked on a sample at opening when ``check``."""
     p = Path(path)
     if not p.exists() and not p.with_suffix(".rec").exists():
         raise InputError(f"{path}: dataset not found")
     if p.suffix == ".rec" or (p.is_dir() and (p / "train.rec").is_file()) or p.with_suffix(".rec").is_file():
-        return RecordIODataset(p, augment, list_file)
-    return ImageFolderDataset(p, augment, list_file)
+        ds: FaceDataset = RecordIODataset(p, augment, list_file, resize)
+    else:
+        ds = ImageFolderDataset(p, augment, list_file, resize)
+    if check:
+        ds.check_crops()
+    return ds
 
 
 # -------------------------------------------------------------------------------------------------- sampler
@@ -340,17 +396,28 @@ def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def pack_folder(root: str | os.PathLike, out_prefix: str | os.PathLike, progress: bool = True) -> tuple[Path, Path]:
-    """Pack an ImageFolder into ``OUT_PREFIX.rec``/``.idx`` (images re-encoded only if not JPEG)."""
+def pack_folder(
+    root: str | os.PathLike, out_prefix: str | os.PathLike, progress: bool = True, resize: bool = False
+) -> tuple[Path, Path]:
+    """Pack an ImageFolder of 112x112 aligned crops into ``OUT_PREFIX.rec``/``.idx``.
+
+    JPEG crops are copied as they are, others re-encoded as JPEG. An image of another size is refused
+    (:class:`NotAlignedError`, naming it) unless ``resize``, which squashes it to 112x112."""
     from arcface.train.recordio import write_insightface_rec
 
-    ds = ImageFolderDataset(root)
+    ds = ImageFolderDataset(root, resize=resize)
 
     def samples():
         for i in range(len(ds)):
             data = ds.read_bytes(i)
-            if not data.startswith(b"\xff\xd8"):
-                ok, enc = cv2.imencode(".jpg", cv2.cvtColor(decode_rgb(data), cv2.COLOR_RGB2BGR))
+            try:
+                rgb, exact = decode_rgb(data), True
+            except InputError as exc:
+                if not (resize and isinstance(exc, NotAlignedError)):
+                    raise type(exc)(f"{ds.root / ds.keys[i]}: {exc}") from None
+                rgb, exact = decode_rgb(data, resize=True), False
+            if not (exact and data.startswith(b"\xff\xd8")):
+                ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
                 if not ok:  # pragma: no cover
                     raise InputError(f"{ds.root / ds.keys[i]}: cannot encode as JPEG")
                 data = enc.tobytes()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import time
 from pathlib import Path
 
+from arcface.errors import first_line
 from arcface.io_utils import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 
 class ScalarLogger:
@@ -39,7 +43,13 @@ class ScalarLogger:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(str(Path(output) / "tb"))
-            except Exception:  # tensorboard not installed
+            except Exception as exc:  # tensorboard not installed
+                log.warning(
+                    "run.tensorboard=true but TensorBoard cannot be used (%s): scalars go to %s only "
+                    "(pip install tensorboard, or set run.tensorboard=false)",
+                    first_line(exc),
+                    self.path,
+                )
                 self._tb = None
 
     def log(self, step: int, scalars: dict[str, float]) -> None:

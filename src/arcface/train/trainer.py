@@ -53,12 +53,14 @@ def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
 
-def init_backbone_from(backbone: nn.Module, path: str, arch: str | None = None) -> None:
+def init_backbone_from(backbone: nn.Module, path: str, arch: str | None = None) -> str:
     """Load backbone weights for fine-tuning from any model string :func:`arcface.models.parse_model` accepts:
     a checkpoint (folder or ``.pt``), an ONNX recognizer, or a pack (its recognizer).
 
     For ONNX (and packs), ``arch`` is the registered backbone name the graph is converted into (e.g.
     ``mbf_w600k`` for insightface's ``w600k_mbf.onnx``); it must be the trainer's ``model.network``.
+    Returns the source kind (``onnx``, ``pack`` or ``ckpt``): ONNX weights come with folded BatchNorms, whose
+    statistics the caller must restore before training-mode BatchNorm (:mod:`arcface.nn.batchnorm`).
     """
     from arcface.models import parse_model, resolve_pack
 
@@ -79,6 +81,32 @@ def init_backbone_from(backbone: nn.Module, path: str, arch: str | None = None) 
         raise InputError(f"run.init_from: {path} has no weights matching the backbone")
     if missing or unexpected:
         log.warning("init_from %s: %d missing, %d unexpected keys", path, len(missing), len(unexpected))
+    return ref.kind
+
+
+#: Samples used to restore the BatchNorm statistics of a model imported from ONNX.
+BN_RESTORE_SAMPLES = 512
+
+
+def resolve_workers_threads(workers: int, threads: int, cpus: int | None = None) -> tuple[int, int]:
+    """``data.num_workers`` and ``run.threads`` with their autos resolved for a machine of ``cpus`` cores.
+
+    Auto workers: 0 on up to 2 cores (decoding 112x112 crops is cheap; a worker would steal a core from the
+    model), else ``min(4, (cpus - 2) // 2 + 1)``. Auto threads: the cores left by the workers, at least 1.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    if workers < 0:
+        workers = 0 if cpus <= 2 else min(4, (cpus - 2) // 2 + 1)
+    elif workers >= cpus and workers > 0:
+        log.warning(
+            "data.num_workers=%d on a %d-core machine: the loader processes and the model fight for the cores "
+            "(set data.num_workers=-1 for the automatic choice)",
+            workers,
+            cpus,
+        )
+    if threads == 0:
+        threads = max(1, cpus - workers)
+    return workers, threads
 
 
 class Trainer:
@@ -103,12 +131,17 @@ class Trainer:
         self.cfg = cfg
         self.ctx = dist_ctx or setup(cfg.run.device)
         self.device = self.ctx.device
+        self.num_workers, threads = resolve_workers_threads(cfg.data.num_workers, cfg.run.threads)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads)
         o = cfg.optim
+        if o.amp != "none" and self.device.type != "cuda":
+            log.warning("optim.amp=%s needs CUDA: this run trains in fp32 on %s", o.amp, self.device)
         augment = Augment(flip=cfg.data.flip, color=cfg.data.color, blur=cfg.data.blur, crop=cfg.data.crop)
         if dataset is None:
             if not cfg.data.path:
                 raise InputError("data.path is empty: give the dataset (ImageFolder or RecordIO), e.g. data.path=DIR")
-            dataset = open_dataset(cfg.data.path, augment, cfg.data.list_file)
+            dataset = open_dataset(cfg.data.path, augment, cfg.data.list_file, resize=cfg.data.resize)
         elif dataset.augment is None:
             dataset.augment = augment
         self.dataset = dataset
@@ -117,13 +150,27 @@ class Trainer:
             raise InputError(
                 f"head.num_classes={self.num_classes} but the data has labels up to {int(dataset.labels.max())}"
             )
+        if self.num_classes > 2 * dataset.num_classes:
+            gb = self.num_classes * cfg.model.embedding_size * cfg.head.subcenters * 4 * 3 / 1e9
+            log.warning(
+                "head.num_classes=%d but the data has %d classes: the head holds %d unused class centres "
+                "(about %.1f GB with its optimiser state); leave head.num_classes=0 to take the data's count",
+                self.num_classes,
+                dataset.num_classes,
+                self.num_classes - dataset.num_classes,
+                gb,
+            )
+        log.info("%d images of %d classes; head with %d classes", len(dataset), dataset.num_classes, self.num_classes)
 
         seed_everything(cfg.run.seed)
         self.backbone = build_backbone(
             cfg.model.network, cfg.model.embedding_size, cfg.model.dropout, cfg.model.width, cfg.model.norm
         ).to(self.device)
+        self.bn_mode = cfg.model.bn if cfg.model.bn != "auto" else ("frozen" if cfg.run.init_from else "batch")
         if cfg.run.init_from:
-            init_backbone_from(self.backbone, cfg.run.init_from, cfg.model.network)
+            kind = init_backbone_from(self.backbone, cfg.run.init_from, cfg.model.network)
+            if kind in ("onnx", "pack"):
+                self._restore_bn_statistics()
         # Each rank's head shard gets its own initial values and sampling stream.
         torch.manual_seed(cfg.run.seed + 1000 * self.ctx.rank + 1)
         self.head_generator = torch.Generator(device=self.device)
@@ -196,6 +243,29 @@ class Trainer:
             self.output.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.output / "config.json", cfg.to_json() + "\n")
             self.logger = ScalarLogger(self.output, cfg.run.tensorboard, resume_step=self.step if resumed else None)
+
+    def _restore_bn_statistics(self) -> None:
+        """Give the folded BatchNorms of an ONNX import the statistics of this run's data (eval-mode output
+        unchanged): needed when ``bn_mode`` is ``batch``, harmless when frozen. Deterministic in the seed, so
+        every rank computes the same values."""
+        from arcface.nn.batchnorm import restore_statistics
+
+        n = len(self.dataset)
+        pick = np.random.default_rng(self.cfg.run.seed).permutation(n)[: min(n, BN_RESTORE_SAMPLES)]
+        batches = (
+            torch.stack([self.dataset[int(i)][0] for i in pick[k : k + 64]]).to(self.device)
+            for k in range(0, len(pick), 64)
+        )
+        seen = restore_statistics(self.backbone, batches)
+        log.info("BatchNorm statistics of the imported model restored from %d training images", seen)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        self.head.train()
+        if self.bn_mode == "frozen":
+            from arcface.nn.batchnorm import freeze
+
+            freeze(self.backbone)
 
     # ------------------------------------------------------------------------------------- checkpoints
     def _generators(self) -> dict[str, torch.Generator]:
@@ -328,8 +398,7 @@ class Trainer:
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """One full optimiser step on this rank's batch (split into ``grad_accum`` micro-batches)."""
-        self.model.train()
-        self.head.train()
+        self._train_mode()
         n = self.cfg.optim.grad_accum
         chunks = list(zip(images.chunk(n), labels.chunk(n), strict=True))
         losses = [self.micro_step(x, y, sync=i == len(chunks) - 1) for i, (x, y) in enumerate(chunks)]
@@ -346,7 +415,7 @@ class Trainer:
             self.dataset,
             batch_size=o.batch_size,
             sampler=self.sampler,
-            num_workers=self.cfg.data.num_workers,
+            num_workers=self.num_workers,
             drop_last=True,
             pin_memory=self.device.type == "cuda",
             generator=g,
@@ -364,8 +433,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, desc=self.cfg.name, unit="step", dynamic_ncols=True)
-        self.model.train()
-        self.head.train()
+        self._train_mode()
         t_start, steps_done = time.perf_counter(), 0
         t_window, n_window = time.perf_counter(), 0
         micro_losses: list[float] = []
@@ -410,6 +478,7 @@ class Trainer:
                             if self.logger is not None:
                                 self.logger.log(self.step, last_val)
                             log.info("step %d: %s", self.step, last_val)
+                            self._train_mode()  # evaluation leaves the backbone in plain train mode
                         barrier()
                     if r.ckpt_every > 0 and (self.step % r.ckpt_every == 0 or self.step == self.total_steps):
                         self.save_checkpoint()
