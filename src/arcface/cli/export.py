@@ -149,6 +149,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         print(f"round trip vs source onnx, batch {b}: min cosine {c:.7f}")
     if res.pack_json:
         print(f"pack: {res.pack_json} (use --pack {res.path.parent})")
+    if res.threshold:
+        t = res.threshold
+        print(f"threshold: cosine {t['threshold']:.4f} in {res.path.with_name('thresholds.json')} ({t['provenance']})")
     return 0
 
 

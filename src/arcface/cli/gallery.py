@@ -24,18 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Manage a gallery directory of enrolled identities and search faces against it. "
         "Similarities are cosine in [-1, 1]; below the threshold a face is 'unknown'.",
     )
-    g.add_argument("--db", required=True, type=Path, help="gallery directory (created by 'enroll')")
-    g.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "numpy", "faiss", "milvus"),
-        help="vector index (default auto: faiss if installed, else numpy)",
-    )
-    g.add_argument("--milvus-uri", default=None, help="Milvus URI for --backend milvus (default: DB/milvus.db)")
+    _gallery_options(g, argparse.SUPPRESS)
     gs = g.add_subparsers(dest="gallery_command", metavar="ACTION")
     gs.required = True
 
     p = gs.add_parser("enroll", help="enrol (or extend) an identity from photos, largest face of each")
+    _gallery_options(p)
     p.add_argument("name", help="identity name")
     p.add_argument("images", nargs="+", help="photos of that person (files or folders)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata (repeatable)")
@@ -44,8 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_pack_options(p)
     p.set_defaults(func=cmd_enroll)
 
-    p = gs.add_parser("search", help="identify every face of a photo")
-    p.add_argument("image", help="photo")
+    p = gs.add_parser(
+        "enroll-folders",
+        help="enrol one identity per sub-folder of ROOT (named after it); re-runs add only new photos",
+        description="ROOT/<identity>/<photos>: each sub-folder becomes the identity named after it. A photo "
+        "with several faces enrols nothing unless --largest; a photo already enrolled (same bytes) is skipped.",
+    )
+    _gallery_options(p)
+    p.add_argument("root", type=Path, metavar="ROOT", help="folder of identity sub-folders")
+    p.add_argument("--largest", action="store_true", help="take the largest face of group photos")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_pack_options(p)
+    p.set_defaults(func=cmd_enroll_folders)
+
+    p = gs.add_parser("search", help="identify every face of photos (files or folders; one model load)")
+    _gallery_options(p)
+    p.add_argument("images", nargs="+", metavar="PATH", help="photos or folders of photos")
     p.add_argument("--top-k", type=int, default=5, help="candidates per face (default 5)")
     p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -53,17 +61,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_search)
 
     p = gs.add_parser("list", help="list enrolled identities")
+    _gallery_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
 
     p = gs.add_parser("remove", help="delete an identity")
+    _gallery_options(p)
     p.add_argument("name")
     p.set_defaults(func=cmd_remove)
 
     p = gs.add_parser("rename", help="rename an identity")
+    _gallery_options(p)
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(func=cmd_rename)
+
+    f = sub.add_parser(
+        "find",
+        help="deepface-style: search photos against a folder of identity sub-folders (cached, kept in step)",
+        description="Builds a gallery of DB_PATH/<identity>/<photos> on first use (cached in DB_PATH/.arcface/), "
+        "updates it when photos are added or removed, then identifies every face of each IMAGE.",
+    )
+    f.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
+    f.add_argument("--db-path", required=True, type=Path, help="folder of identity sub-folders")
+    f.add_argument("--largest", action="store_true", help="enrol the largest face of group photos in DB_PATH")
+    f.add_argument("--top-k", type=int, default=5, help="candidates per face (default 5)")
+    f.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
+    f.add_argument("--json", action="store_true", help="print one JSON object per image")
+    add_batch_options(f)
+    add_pack_options(f)
+    f.set_defaults(func=cmd_find)
 
     c = sub.add_parser(
         "cluster",
@@ -79,6 +106,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_options(c)
     add_pack_options(c)
     c.set_defaults(func=cmd_cluster)
+
+
+def _gallery_options(p: argparse.ArgumentParser, default: Any = None) -> None:
+    """``--db``, ``--backend``, ``--milvus-uri``: accepted before the action (``default`` SUPPRESS there, so the
+    action's own copy keeps its value) and after it."""
+    p.add_argument("--db", type=Path, default=default, help="gallery directory (created by 'enroll')")
+    p.add_argument(
+        "--backend",
+        default=default if default is not None else "auto",
+        choices=("auto", "numpy", "faiss", "milvus"),
+        help="vector index (default auto: faiss if installed, else numpy)",
+    )
+    p.add_argument("--milvus-uri", default=default, help="Milvus URI for --backend milvus (default: DB/milvus.db)")
 
 
 def parse_meta(items: list[str]) -> dict[str, Any]:
@@ -98,8 +138,11 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, index: bool = True):
+    from arcface.errors import InputError
     from arcface.gallery import EmbeddingContract, Gallery
 
+    if args.db is None:
+        raise InputError("give the gallery directory: arcface gallery --db DIR ACTION ... (or ACTION ... --db DIR)")
     options = {"uri": args.milvus_uri} if args.milvus_uri and args.backend == "milvus" else {}
     return Gallery(
         args.db,
@@ -150,41 +193,104 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def _search_rows(gallery: Any, faces: list, top_k: int, threshold: float | None) -> list[dict[str, Any]]:
     import numpy as np
 
+    if not faces:
+        return []
+    results = gallery.search_batch(np.stack([f.embedding for f in faces]), top_k=top_k, threshold=threshold)
+    return [
+        {
+            "bbox": [round(float(v), 2) for v in face.bbox],
+            "score": round(float(face.score), 4),
+            "identity": res.identity,
+            "similarity": None if res.similarity is None else round(res.similarity, 6),
+            "matches": [m.to_dict() for m in res.matches],
+        }
+        for face, res in zip(faces, results, strict=True)
+    ]
+
+
+def _print_search(image: str, rows: list[dict[str, Any]], threshold: float, as_json: bool, size: int) -> None:
+    if as_json:
+        print(json.dumps({"image": image, "threshold": threshold, "gallery_size": size, "faces": rows}))
+        return
+    if not rows:
+        print(f"{image}: no face found")
+    for i, row in enumerate(rows):
+        box = ", ".join(f"{v:.0f}" for v in row["bbox"])
+        sim = "n/a" if row["similarity"] is None else f"{row['similarity']:.4f}"
+        print(f"{image}: face {i} [{box}]: {row['identity']} (cosine {sim}, threshold {threshold:.4f})")
+        for m in row["matches"][1:]:
+            print(f"    also: {m['candidate']} ({m['similarity']:.4f})")
+
+
+def _search_files(args: argparse.Namespace, fa: Any, gallery: Any) -> int:
+    """Search every face of every file of ``args.images``: one line (or JSON object) per image."""
+    from arcface.errors import InputError
+    from arcface.imageio import iter_image_files
+
+    files = iter_image_files(args.images)
+    if not files:
+        raise InputError(f"no image files in {' '.join(map(str, args.images))}")
+    per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())
+    failures = [e.to_dict() for e in per_image.errors]
+    early = report_failures(failures, getattr(args, "strict", False), len(files) - len(failures))
+    if early is not None:
+        return early
+    threshold = gallery.threshold if args.threshold is None else args.threshold
+    found = 0
+    for k, (path, faces) in enumerate(zip(files, per_image, strict=True)):
+        if k in per_image.failed:
+            continue
+        rows = _search_rows(gallery, faces, args.top_k, args.threshold)
+        found += bool(rows)
+        _print_search(str(path), rows, threshold, args.json, len(gallery))
+    return 0 if found else 1
+
+
+def cmd_search(args: argparse.Namespace) -> int:
     fa = analyzer_from_args(args)
     with _open(args, fa) as gallery:
-        faces = fa.analyze(args.image)
-        results = (
-            gallery.search_batch(np.stack([f.embedding for f in faces]), top_k=args.top_k, threshold=args.threshold)
-            if faces
-            else []
-        )
-        threshold = gallery.threshold if args.threshold is None else args.threshold
-        rows = []
-        for face, res in zip(faces, results, strict=True):
-            rows.append(
-                {
-                    "bbox": [round(float(v), 2) for v in face.bbox],
-                    "score": round(float(face.score), 4),
-                    "identity": res.identity,
-                    "similarity": None if res.similarity is None else round(res.similarity, 6),
-                    "matches": [m.to_dict() for m in res.matches],
-                }
-            )
+        return _search_files(args, fa, gallery)
+
+
+def cmd_enroll_folders(args: argparse.Namespace) -> int:
+    from arcface.gallery.folders import sync_folders
+
+    fa = analyzer_from_args(args)
+    with _open(args, fa, create=True) as gallery:
+        report = sync_folders(gallery, fa, args.root, largest=args.largest, progress=sys.stderr.isatty())
         if args.json:
-            print_json({"image": str(args.image), "threshold": threshold, "gallery_size": len(gallery), "faces": rows})
-        else:
-            if not rows:
-                print(f"no face found in {args.image}")
-            for i, row in enumerate(rows):
-                box = ", ".join(f"{v:.0f}" for v in row["bbox"])
-                sim = "n/a" if row["similarity"] is None else f"{row['similarity']:.4f}"
-                print(f"face {i} [{box}]: {row['identity']} (cosine {sim}, threshold {threshold:.4f})")
-                for m in row["matches"][1:]:
-                    print(f"    also: {m['candidate']} ({m['similarity']:.4f})")
-    return 0 if rows else 1
+            print_json({**report.to_dict(), "identities": len(gallery)})
+            return 0
+        for name, n in report.enrolled.items():
+            print(f"enrolled {name!r}: {n} new photo(s)")
+        for photo, reason in report.skipped:
+            print(f"skipped {photo}: {reason}", file=sys.stderr)
+        print(
+            f"{len(report.enrolled)} identities updated, {len(report.unchanged)} unchanged, "
+            f"{len(report.skipped)} photo(s) skipped; {len(gallery)} identities in {args.db}"
+        )
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from arcface.gallery import EmbeddingContract, Gallery
+    from arcface.gallery.folders import sync_folders
+
+    fa = analyzer_from_args(args)
+    contract = EmbeddingContract.from_analyzer(fa)
+    # one cache per model: a gallery holds one model's embeddings
+    cache = Path(args.db_path) / ".arcface" / f"gallery-{(contract.model_sha256 or 'custom')[:12]}"
+    with Gallery(cache, contract=contract, create=True, threshold=fa.threshold.value) as gallery:
+        report = sync_folders(gallery, fa, args.db_path, largest=args.largest, prune=True)
+        changed = len(report.enrolled) + len(report.removed)
+        print(
+            f"gallery {cache}: {len(gallery)} identities ({changed} updated, {len(report.skipped)} photo(s) skipped)",
+            file=sys.stderr,
+        )
+        return _search_files(args, fa, gallery)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +21,20 @@ from arcface.cli.common import (
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="are two photos the same person? (exit 0 same, 1 not same / no face)")
-    p.add_argument("image_a", help="first photo (JPEG, PNG, WebP, BMP)")
-    p.add_argument("image_b", help="second photo")
+    p.add_argument("image_a", nargs="?", help="first photo (JPEG, PNG, WebP, BMP)")
+    p.add_argument("image_b", nargs="?", help="second photo")
     p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's calibrated)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        default=None,
+        metavar="PAIRS.csv",
+        help="score many pairs: a CSV of path_a,path_b[,same] (header optional); one model load, batched",
+    )
+    p.add_argument("--root", type=Path, default=None, help="folder relative paths in --pairs are taken from")
+    p.add_argument("--out", type=Path, default=None, help="with --pairs: write the results to FILE.csv or FILE.json")
+    add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_verify)
 
@@ -31,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-faces", action="store_true", help="embed every face, not only the largest per photo")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (embeddings as lists)")
-    out.add_argument("--out", type=Path, help="write an .npz: embeddings (N, D), paths, bboxes, scores, kps, errors")
+    out.add_argument(
+        "--out",
+        type=Path,
+        help="write the embeddings to FILE.npz (with paths, boxes, scores, landmarks, errors), .npy (embeddings "
+        "only), .csv (one row per face) or .parquet (needs pyarrow)",
+    )
     add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_embed)
@@ -44,9 +61,116 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_detect)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from arcface.errors import NoFaceError
+def _read_pairs(path: Path, root: Path | None) -> list[tuple[Path, Path, bool | None]]:
+    import csv
 
+    from arcface.errors import InputError
+
+    base = root if root is not None else path.parent
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read pairs CSV ({exc.strerror})") from None
+    flags = {"1": True, "0": False, "true": True, "false": False}
+    if rows and (len(rows[0]) < 2 or (len(rows[0]) > 2 and rows[0][2].strip().lower() not in flags)):
+        rows = rows[1:]  # a header
+    pairs = []
+    for i, r in enumerate(rows, 1):
+        label = flags.get(r[2].strip().lower()) if len(r) > 2 else None
+        if len(r) < 2 or (len(r) > 2 and label is None):
+            raise InputError(f"{path}: row {i}: expected 'path_a,path_b[,same]' with same in 0/1, got {r!r}")
+        a, b = (Path(x.strip()) for x in r[:2])
+        pairs.append((a if a.is_absolute() else base / a, b if b.is_absolute() else base / b, label))
+    if not pairs:
+        raise InputError(f"{path}: no pairs")
+    return pairs
+
+
+def _verify_pairs(args: argparse.Namespace) -> int:
+    from arcface.face import largest_face
+    from arcface.thresholds import check_threshold
+
+    pairs = _read_pairs(args.pairs, args.root)
+    fa = analyzer_from_args(args)
+    files = sorted({p for a, b, _ in pairs for p in (a, b)}, key=str)
+    per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())
+    failures = [e.to_dict() for e in per_image.errors]
+    early = report_failures(failures, args.strict, len(files) - len(failures))
+    if early is not None:
+        return early
+    faces = {str(f): fs for f, fs in zip(files, per_image, strict=True)}
+    errors = {e["source"]: e["error"] for e in failures}
+    t = fa.threshold.value if args.threshold is None else check_threshold(args.threshold)
+    rows = []
+    for a, b, label in pairs:
+        fa_, fb_ = faces[str(a)], faces[str(b)]
+        row: dict[str, Any] = {"path_a": str(a), "path_b": str(b), "similarity": None, "same": None}
+        if fa_ and fb_:
+            sim = float(largest_face(fa_).embedding @ largest_face(fb_).embedding)
+            row.update(similarity=round(sim, 6), same=sim >= t)
+        else:
+            missing = a if not fa_ else b
+            row["error"] = errors.get(str(missing), f"no face found in {missing}")
+        if label is not None:
+            row["label"] = label
+        rows.append(row)
+    scored = [r for r in rows if r["same"] is not None]
+    summary: dict[str, Any] = {
+        "pairs": len(rows),
+        "scored": len(scored),
+        "threshold": t,
+        "threshold_provenance": fa.threshold.provenance if args.threshold is None else "given by the caller",
+    }
+    labelled = [r for r in scored if "label" in r]
+    if labelled:
+        summary["accuracy"] = sum(r["same"] == r["label"] for r in labelled) / len(labelled)
+    if args.out is not None:
+        _write_rows(args.out, rows, summary)
+    if args.json:
+        print_json({**summary, "results": rows})
+    else:
+        if args.out is None:
+            for r in rows:
+                sim = "n/a" if r["similarity"] is None else f"{r['similarity']:.4f}"
+                verdict = {True: "SAME", False: "DIFFERENT", None: r.get("error", "")}[r["same"]]
+                print(f"{r['path_a']}\t{r['path_b']}\t{sim}\t{verdict}")
+        acc = f", accuracy {summary['accuracy']:.4f} on {len(labelled)} labelled" if labelled else ""
+        print(f"{len(scored)}/{len(rows)} pairs scored at threshold {t:.4f}{acc}", file=sys.stderr)
+    return 0
+
+
+def _write_rows(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    from arcface.errors import InputError
+    from arcface.io_utils import atomic_write_text
+
+    if out.suffix.lower() == ".json":
+        atomic_write_text(out, json.dumps({**summary, "results": rows}, indent=2) + "\n")
+    elif out.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        cols = ["path_a", "path_b", "similarity", "same", "label", "error"]
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out, buf.getvalue())
+    else:
+        raise InputError(f"--out {out}: give a name ending in .csv or .json")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from arcface.errors import InputError, NoFaceError
+
+    if args.pairs is not None:
+        if args.image_a or args.image_b:
+            raise InputError("give either two photos or --pairs PAIRS.csv, not both")
+        return _verify_pairs(args)
+    if not (args.image_a and args.image_b):
+        raise InputError("give two photos (arcface verify A.jpg B.jpg) or --pairs PAIRS.csv")
+    if args.out is not None:
+        raise InputError("--out goes with --pairs")
     fa = analyzer_from_args(args)
     try:
         res = fa.verify(args.image_a, args.image_b, threshold=args.threshold)
@@ -72,10 +196,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from arcface.face import face_index, largest_face
     from arcface.imageio import iter_image_files
 
-    if args.out is not None and args.out.is_dir():
-        raise InputError(f"--out {args.out}: is a directory; give a file name ending in .npz")
-    if args.out is not None and args.out.suffix.lower() != ".npz":
-        raise InputError(f"--out {args.out}: the output is an .npz archive; give a name ending in .npz")
+    if args.out is not None:
+        from arcface.embeddings_io import check_output
+
+        check_output(args.out)
     files = iter_image_files(args.paths)
     if not files:
         raise InputError(f"no image files under {' '.join(args.paths)}")
@@ -93,22 +217,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         for f in chosen:
             rows.append((str(path), face_index(faces, f), f))
     if args.out:
-        from arcface.io_utils import atomic_savez
+        from arcface.embeddings_io import write_embeddings
 
-        atomic_savez(
-            args.out,
-            embeddings=np.stack([f.embedding for _, _, f in rows])
-            if rows
-            else np.zeros((0, fa.embedder.dim), np.float32),
-            paths=np.array([p for p, _, _ in rows]),
-            face_index=np.array([i for _, i, _ in rows], np.int64),
-            bboxes=np.array([f.bbox for _, _, f in rows], np.float32).reshape(-1, 4),
-            scores=np.array([f.score for _, _, f in rows], np.float32),
-            kps=np.array([f.kps for _, _, f in rows], np.float32).reshape(-1, 5, 2),
-            recognizer_sha256=np.array(fa.pack.recognizer_sha256),
-            error_paths=np.array([e["source"] for e in errors], dtype=str),
-            error_messages=np.array([e["error"] for e in errors], dtype=str),
-        )
+        write_embeddings(args.out, rows, fa.embedder.dim, fa.pack.recognizer_sha256, errors)
         print(f"wrote {len(rows)} embeddings from {len(files)} images to {args.out}", file=sys.stderr)
     elif args.json:
         print_json(

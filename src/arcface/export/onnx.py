@@ -68,6 +68,8 @@ class ExportResult:
         source_parity: batch size -> smallest cosine between the source ONNX file and the export (ONNX sources).
         real_crops: whether the parity crops were real faces (False: random pixels).
         pack_json: the ``pack.json`` written when a detector sits beside the export, else None.
+        threshold: the thresholds entry calibrated on the training run's held-out images and written to
+            ``thresholds.json`` beside the export (training checkpoints with ``data.holdout``), else None.
     """
 
     path: Path
@@ -79,6 +81,7 @@ class ExportResult:
     source_parity: dict[int, float] = field(default_factory=dict)
     real_crops: bool = True
     pack_json: Path | None = None
+    threshold: dict[str, Any] | None = None
 
     @property
     def min_cosine(self) -> float:
@@ -95,6 +98,7 @@ class ExportResult:
             "source_min_cosine": {str(k): v for k, v in self.source_parity.items()},
             "real_crops": self.real_crops,
             "pack_json": str(self.pack_json) if self.pack_json else None,
+            "threshold": self.threshold,
         }
 
 
@@ -333,6 +337,22 @@ def _torch_export(
         raise ModelError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: {exc}") from exc
 
 
+def _calibrate_export(run_dir: Path, out: Path, spec: ModelSpec, sha: str) -> dict[str, Any] | None:
+    """Threshold of the exported file on the run's held-out images, written to ``thresholds.json`` beside it."""
+    from arcface.embed.onnx import OnnxEmbedder
+    from arcface.eval.calibration import write_threshold
+    from arcface.train.holdout import calibrate_holdout
+
+    embedder = OnnxEmbedder(out, spec)
+    entry = calibrate_holdout(run_dir, embedder.embed)
+    if entry is None:
+        return None
+    entry["model"] = out.name
+    entry["model_sha256"] = sha
+    write_threshold(out.with_name("thresholds.json"), sha, entry)
+    return entry
+
+
 def export_onnx(
     model_or_checkpoint: Any,
     out_path: str | os.PathLike,
@@ -443,6 +463,11 @@ def export_onnx(
             shutil.copyfile(det, target)
             det = target
         pack_json = write_pack_json(out.parent, out, final_spec, det)
-    result = ExportResult(out, config_path, final_spec, sha, loaded.arch, parity, source_parity, real, pack_json)
+    threshold = None
+    if loaded.run_dir is not None:
+        threshold = _calibrate_export(loaded.run_dir, out, final_spec, sha)
+    result = ExportResult(
+        out, config_path, final_spec, sha, loaded.arch, parity, source_parity, real, pack_json, threshold
+    )
     log.info("exported %s (%s): %s", out, loaded.arch, result.to_dict())
     return result

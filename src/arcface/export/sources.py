@@ -38,6 +38,7 @@ class LoadedBackbone:
         source: human-readable origin (a path or pack name).
         onnx_path: the source ONNX file when the weights were imported from one (for a round-trip check).
         spec: the source's own input conventions when it states them (pack / sibling JSON), else None.
+        run_dir: the training run folder of a training checkpoint (its ``holdout.tsv`` calibrates the export).
     """
 
     model: Any
@@ -46,6 +47,7 @@ class LoadedBackbone:
     source: str
     onnx_path: Path | None = None
     spec: ModelSpec | None = None
+    run_dir: Path | None = None
 
 
 def _finish(model: Any, **kw: Any) -> LoadedBackbone:
@@ -99,7 +101,11 @@ def _from_torch_file(path: Path, arch: str | None) -> LoadedBackbone:
     if not isinstance(state, dict):
         raise ModelError(f"{path}: expected a state dict or a training checkpoint, got {type(state).__name__}")
     if "backbone" in state and "config" in state:
-        return _from_train_state(state, arch, str(path))
+        from arcface.train.holdout import run_dir_of
+
+        loaded = _from_train_state(state, arch, str(path))
+        loaded.run_dir = run_dir_of(path)
+        return loaded
     if "state_dict" in state and isinstance(state.get("arch"), str):
         if arch is not None and arch != state["arch"]:
             raise InputError(f"{path}: --arch {arch!r} contradicts the checkpoint's arch {state['arch']!r}")

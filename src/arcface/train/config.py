@@ -36,7 +36,9 @@ class DataConfig:
         counts are used).
     num_workers: DataLoader worker processes; -1 = auto (0 on 2 cores, up to 4 with more).
     resize: accept images that are not 112x112 by squashing them (off: such images are refused).
-    flip/color/blur/crop: augmentation (see :class:`arcface.train.data.Augment`).
+    flip/color/blur/crop/mask/lowres: augmentation (see :class:`arcface.train.data.Augment`).
+    holdout: fraction of each identity's images (with at least 3) kept out of training (seeded); they are
+        listed in ``run.output/holdout.tsv`` and used to calibrate the exported model's threshold.
     val_sets: ``.bin`` verification sets evaluated every ``run.val_every`` steps (paths or names in
     ``val_dir``).
     """
@@ -51,6 +53,9 @@ class DataConfig:
     color: float = 0.0
     blur: float = 0.0
     crop: float = 0.0
+    mask: float = 0.0
+    lowres: float = 0.0
+    holdout: float = 0.0
     val_sets: tuple[str, ...] = ()
     val_dir: str = ""
 
@@ -399,6 +404,8 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"head.sample_rate must be in (0, 1], got {h.sample_rate}")
     if h.subcenters < 1:
         raise InputError(f"head.subcenters must be >= 1, got {h.subcenters}")
+    if not 0 <= cfg.data.holdout < 1:
+        raise InputError(f"data.holdout must be in [0, 1), got {cfg.data.holdout}")
     if cfg.model.bn not in ("auto", "batch", "frozen"):
         raise InputError(f"model.bn must be auto, batch or frozen, got {cfg.model.bn!r}")
     if cfg.run.threads < 0:

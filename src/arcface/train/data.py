@@ -73,15 +73,30 @@ class Augment:
         color: strength of brightness/contrast/saturation jitter (0 disables; 0.2 = +-20%).
         blur: probability of a Gaussian blur (sigma uniform in [0.1, 1.5] pixels).
         crop: maximal fraction of the side removed by a random crop that is resized back (0 disables).
+        mask: probability of drawing a synthetic face mask from the template landmarks
+            (:func:`arcface.train.shifts.draw_mask`; for masked-face fine-tuning).
+        lowres: probability of reducing the crop to a side drawn from ``lowres_sides`` (pixels) and enlarging
+            it back (:func:`arcface.train.shifts.low_resolution`; for small, distant faces).
     """
 
     flip: float = 0.5
     color: float = 0.0
     blur: float = 0.0
     crop: float = 0.0
+    mask: float = 0.0
+    lowres: float = 0.0
+    lowres_sides: tuple[int, int] = (10, 28)
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = img.shape[:2]
+        if self.mask > 0 and rng.random() < self.mask:
+            from arcface.train.shifts import draw_mask
+
+            img = draw_mask(img, rng=rng)
+        if self.lowres > 0 and rng.random() < self.lowres:
+            from arcface.train.shifts import low_resolution
+
+            img = low_resolution(img, int(rng.integers(self.lowres_sides[0], self.lowres_sides[1] + 1)))
         if self.crop > 0:
             frac = rng.uniform(0.0, self.crop)
             ch, cw = int(round(h * (1 - frac))), int(round(w * (1 - frac)))
@@ -174,6 +189,11 @@ class FaceDataset(Dataset):
     def _select(self, idx: Sequence[int], labels: np.ndarray) -> None:
         self.keys = [self.keys[i] for i in idx]
         self.labels = labels
+
+    def keep(self, idx: Sequence[int]) -> None:
+        """Keep only the samples at positions ``idx`` (labels unchanged)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        self._select(idx.tolist(), self.labels[idx])
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = (item, None) if isinstance(item, int | np.integer) else item

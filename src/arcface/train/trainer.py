@@ -92,7 +92,8 @@ def resolve_workers_threads(workers: int, threads: int, cpus: int | None = None)
     """``data.num_workers`` and ``run.threads`` with their autos resolved for a machine of ``cpus`` cores.
 
     Auto workers: 0 on up to 2 cores (decoding 112x112 crops is cheap; a worker would steal a core from the
-    model), else ``min(4, (cpus - 2) // 2 + 1)``. Auto threads: the cores left by the workers, at least 1.
+    model), else ``min(4, (cpus - 2) // 2 + 1)``. Auto threads: with workers, the cores they leave (at least
+    1); without, torch's current setting (its default is the core count). Returns ``(workers, threads)``.
     """
     cpus = cpus or os.cpu_count() or 1
     if workers < 0:
@@ -105,7 +106,7 @@ def resolve_workers_threads(workers: int, threads: int, cpus: int | None = None)
             cpus,
         )
     if threads == 0:
-        threads = max(1, cpus - workers)
+        threads = max(1, cpus - workers) if workers else torch.get_num_threads()
     return workers, threads
 
 
@@ -137,13 +138,22 @@ class Trainer:
         o = cfg.optim
         if o.amp != "none" and self.device.type != "cuda":
             log.warning("optim.amp=%s needs CUDA: this run trains in fp32 on %s", o.amp, self.device)
-        augment = Augment(flip=cfg.data.flip, color=cfg.data.color, blur=cfg.data.blur, crop=cfg.data.crop)
+        d = cfg.data
+        augment = Augment(flip=d.flip, color=d.color, blur=d.blur, crop=d.crop, mask=d.mask, lowres=d.lowres)
         if dataset is None:
             if not cfg.data.path:
                 raise InputError("data.path is empty: give the dataset (ImageFolder or RecordIO), e.g. data.path=DIR")
             dataset = open_dataset(cfg.data.path, augment, cfg.data.list_file, resize=cfg.data.resize)
         elif dataset.augment is None:
             dataset.augment = augment
+        self.holdout: list[tuple[str, int]] = []
+        if cfg.data.holdout > 0:
+            from arcface.train.holdout import pick_holdout
+
+            held = pick_holdout(dataset.labels, cfg.data.holdout, cfg.run.seed)
+            self.holdout = [(dataset.keys[i], int(dataset.labels[i])) for i in held]
+            dataset.keep(np.setdiff1d(np.arange(len(dataset)), held))
+            log.info("%d images held out for calibration (data.holdout=%g)", len(held), cfg.data.holdout)
         self.dataset = dataset
         self.num_classes = cfg.head.num_classes or dataset.num_classes
         if int(dataset.labels.max()) >= self.num_classes:
@@ -242,6 +252,11 @@ class Trainer:
         if self.ctx.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.output / "config.json", cfg.to_json() + "\n")
+            if self.holdout and cfg.data.path:
+                from arcface.train.holdout import HOLDOUT_FILE, write_holdout
+
+                keys, labels = zip(*self.holdout, strict=True)
+                write_holdout(self.output / HOLDOUT_FILE, str(Path(cfg.data.path).resolve()), list(keys), list(labels))
             self.logger = ScalarLogger(self.output, cfg.run.tensorboard, resume_step=self.step if resumed else None)
 
     def _restore_bn_statistics(self) -> None:
