@@ -57,7 +57,11 @@ def test_eval_bin_json_and_plot(tmp_path, capsys, fake_models):
     f = _toy_bin(tmp_path / "toy.bin")
     rc = _run(["eval", "bin", str(f), "--json", "--quiet", "--plot", str(tmp_path / "roc.png"), "--model", "m1"])
     assert rc == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    # a toy set has few impostor pairs: FAR 1e-4 cannot be measured, and eval says so (as calibrate does)
+    assert out["n_impostor"] * 1e-4 < 1 and "cannot measure FAR" in out["warning"] and "1e-04" in out["warning"]
+    assert "warning: fake-m1 on toy" in captured.err
     for key in ("accuracy", "std", "threshold"):
         assert isinstance(out[key], float)
     ref = bin_sets.evaluate_bin(f, PatternEmbedder())

@@ -159,6 +159,9 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], curves: list, ti
                     f"{r['model']}: {r['n_undetected']} of {r['n_images']} images had no detected face "
                     "(centre-crop fallback)"
                 )
+    for r in rows:
+        if r.get("warning"):
+            print(f"warning: {r['model']} on {r['dataset']}: {r['warning']}", file=sys.stderr)
     unreadable = [u for r in rows for u in r.get("unreadable", [])]
     for u in unreadable:
         print(f"arcface: unreadable image, scored as a grey crop: {u['error']}", file=sys.stderr)
@@ -173,7 +176,14 @@ def _verification_rows(args: argparse.Namespace, run: Any, need_detector: bool, 
     for spec in args.model or [None]:
         model = _load_model(spec, need_detector)
         for name, summary in run(model):
-            rows.append({"model": model.label, "dataset": name, **summary.to_dict()})
+            row = {"model": model.label, "dataset": name, **summary.to_dict()}
+            unmeasurable = [k for k in summary.tar_at_far if summary.n_impostor * float(k) < 1]
+            if unmeasurable:
+                row["warning"] = (
+                    f"{summary.n_impostor} impostor pairs cannot measure FAR {', '.join(unmeasurable)}: "
+                    f"TAR there is extrapolated from fewer than one false accept"
+                )
+            rows.append(row)
             rocs.append((model.label, name, summary.roc.fpr, summary.roc.tpr))
     several = len({r["dataset"] for r in rows}) > 1
     curves = [(f"{m} · {d}" if several else m, fpr, tpr) for m, d, fpr, tpr in rocs]

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Manage a gallery directory of enrolled identities and search faces against it. "
         "Similarities are cosine in [-1, 1]; below the threshold a face is 'unknown'.",
     )
-    _gallery_options(g, argparse.SUPPRESS)
+    _gallery_options(g)
     gs = g.add_subparsers(dest="gallery_command", metavar="ACTION")
     gs.required = True
 
@@ -108,17 +108,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_cluster)
 
 
-def _gallery_options(p: argparse.ArgumentParser, default: Any = None) -> None:
-    """``--db``, ``--backend``, ``--milvus-uri``: accepted before the action (``default`` SUPPRESS there, so the
-    action's own copy keeps its value) and after it."""
-    p.add_argument("--db", type=Path, default=default, help="gallery directory (created by 'enroll')")
+def _gallery_options(p: argparse.ArgumentParser) -> None:
+    """``--db``, ``--backend``, ``--milvus-uri``, accepted before the action and after it (both copies default to
+    SUPPRESS, so whichever is given lands in the namespace; :func:`_db_options` reads them)."""
+    p.add_argument("--db", type=Path, default=argparse.SUPPRESS, help="gallery directory (created by 'enroll')")
     p.add_argument(
         "--backend",
-        default=default if default is not None else "auto",
+        default=argparse.SUPPRESS,
         choices=("auto", "numpy", "faiss", "milvus"),
         help="vector index (default auto: faiss if installed, else numpy)",
     )
-    p.add_argument("--milvus-uri", default=default, help="Milvus URI for --backend milvus (default: DB/milvus.db)")
+    p.add_argument(
+        "--milvus-uri", default=argparse.SUPPRESS, help="Milvus URI for --backend milvus (default: DB/milvus.db)"
+    )
+
+
+def _db_options(args: argparse.Namespace) -> tuple[Path, str, str | None]:
+    from arcface.errors import InputError
+
+    db = getattr(args, "db", None)
+    if db is None:
+        raise InputError("give the gallery directory: arcface gallery --db DIR ACTION ... (or ACTION ... --db DIR)")
+    return db, getattr(args, "backend", "auto"), getattr(args, "milvus_uri", None)
 
 
 def parse_meta(items: list[str]) -> dict[str, Any]:
@@ -138,16 +149,14 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, index: bool = True):
-    from arcface.errors import InputError
     from arcface.gallery import EmbeddingContract, Gallery
 
-    if args.db is None:
-        raise InputError("give the gallery directory: arcface gallery --db DIR ACTION ... (or ACTION ... --db DIR)")
-    options = {"uri": args.milvus_uri} if args.milvus_uri and args.backend == "milvus" else {}
+    db, backend, milvus_uri = _db_options(args)
+    options = {"uri": milvus_uri} if milvus_uri and backend == "milvus" else {}
     return Gallery(
-        args.db,
+        db,
         contract=EmbeddingContract.from_analyzer(analyzer) if analyzer is not None else None,
-        backend=args.backend if index else "numpy",
+        backend=backend if index else "numpy",
         backend_options=options if index else None,
         create=create,
         threshold=analyzer.threshold.value if analyzer is not None else None,
@@ -270,7 +279,7 @@ def cmd_enroll_folders(args: argparse.Namespace) -> int:
             print(f"skipped {photo}: {reason}", file=sys.stderr)
         print(
             f"{len(report.enrolled)} identities updated, {len(report.unchanged)} unchanged, "
-            f"{len(report.skipped)} photo(s) skipped; {len(gallery)} identities in {args.db}"
+            f"{len(report.skipped)} photo(s) skipped; {len(gallery)} identities in {_db_options(args)[0]}"
         )
     return 0
 
@@ -298,7 +307,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         items = gallery.list()
         if args.json:
             contract = gallery.contract.to_dict() if gallery.contract else None
-            print_json({"db": str(args.db), "contract": contract, "identities": items})
+            print_json({"db": str(_db_options(args)[0]), "contract": contract, "identities": items})
         else:
             for it in items:
                 meta = json.dumps(it["metadata"]) if it["metadata"] else ""

@@ -11,7 +11,7 @@ face_recognition's ``known/`` folder. :func:`sync_folders` enrols each sub-folde
   what is left, and identities whose folder is gone are removed.
 
 The digests live in each identity's metadata (``photo_sha256``; photos that gave no usable face in
-``skipped_sha256``, so they are not re-analysed on every run).
+``skipped_sha256``, so they are not re-analysed on every run; ``largest=True`` looks at them again).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def sync_folders(
     report = FolderSync()
     report.skipped += [(str(p), "not in an identity folder") for p in sorted(root.iterdir()) if _is_photo(p)]
     known: dict[str, str] = {}  # digest -> where it is enrolled
-    for name in gallery.names():
+    for name in list(gallery.names):
         meta = gallery.metadata(name)
         for d in meta.get(ENROLLED, []):
             known[d] = f"identity {name!r}"
@@ -120,7 +120,7 @@ def sync_folders(
         rebuild = prune and bool(stored - current)
         todo = []
         for p, d in digests:
-            if not rebuild and (d in stored or d in skipped_before):
+            if not rebuild and (d in stored or (d in skipped_before and not largest)):
                 continue
             if d in known and not (rebuild and d in stored):
                 report.skipped.append((str(p), f"duplicate of a photo enrolled as {known[d]}"))
@@ -170,7 +170,7 @@ def sync_folders(
                 gallery.set_metadata(name, {**meta, SKIPPED: skipped})
                 report.unchanged.append(name)
     if prune:
-        for name in gallery.names():
+        for name in list(gallery.names):
             if name not in folders:
                 gallery.remove(name)
                 report.removed.append(name)
