@@ -124,3 +124,24 @@ def test_cli_models_list(capsys):
     assert (
         info["detector"]["name"] == "scrfd_10g_bnkps" and info["recognizer"]["published"]["IJB-C TAR@FAR=1e-4"] == 97.25
     )
+
+
+def test_bgr_arrays_are_said_so_and_reprs_stay_short(analyzer, vectron_dir):
+    import cv2
+
+    path = vectron_dir / "yaoming.jpg"
+    bgr = cv2.imread(str(path))
+    before = bgr.copy()
+    ref = analyzer.analyze(path)[0].embedding
+    right = analyzer.analyze(bgr, color="bgr")[0].embedding
+    wrong = analyzer.analyze(bgr)[0].embedding  # a BGR array taken as RGB: measurably another embedding
+    np.testing.assert_array_equal(right, ref)
+    assert float(wrong @ ref) < 0.99
+    np.testing.assert_array_equal(bgr, before)  # the caller's array is not converted in place
+    with pytest.raises(InputError, match="color must be 'rgb' or 'bgr'"):
+        analyzer.analyze(bgr, color="BGR!")
+    res = analyzer.verify(bgr, path, color="bgr")
+    assert res.similarity > 0.99
+    face = analyzer.analyze(path)[0]
+    assert repr(face).startswith("Face(bbox=[") and "<512-d>" in repr(face) and len(repr(face)) < 100
+    assert len(repr(res)) < 200 and "embedding" not in repr(res)

@@ -35,6 +35,11 @@ class Face:
     embedding: np.ndarray | None = None
     crop: np.ndarray | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        box = ", ".join(f"{float(v):.1f}" for v in self.bbox)
+        emb = "None" if self.embedding is None else f"<{len(self.embedding)}-d>"
+        return f"Face(bbox=[{box}], score={float(self.score):.3f}, embedding={emb})"
+
     @property
     def area(self) -> float:
         """Box area in square pixels."""

@@ -362,18 +362,31 @@ def decode_image(
     return rgb
 
 
-def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_DECODE_BYTES) -> np.ndarray:
+#: Channel orders an array may come in (``color=`` of :func:`load_image` and the analyzer).
+COLORS = ("rgb", "bgr")
+
+
+def load_image(
+    src: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_DECODE_BYTES, color: str = "rgb"
+) -> np.ndarray:
     """Load an image as uint8 RGB ``(H, W, 3)``.
 
     Args:
-        src: a path, encoded bytes, or an array. Arrays are taken as **RGB** (or gray, or RGBA),
-            ``uint8`` or ``uint16``; use ``image[..., ::-1]`` first if you hold an OpenCV BGR array.
+        src: a path, encoded bytes, or an array. Arrays are taken in the channel order ``color`` (gray and
+            RGBA/BGRA too), ``uint8`` or ``uint16``.
         max_pixels: refuse images whose header announces more pixels than this.
         max_bytes: refuse images whose decoding would need more memory than this (from the header).
+        color: ``"rgb"`` (the default, the library's order) or ``"bgr"`` (OpenCV's: an array from ``cv2.imread``
+            or a video frame from ``cv2.VideoCapture``); ignored for paths and bytes, which are decoded.
     Raises:
-        InputError: unreadable path, unsupported or corrupt data, over a budget, an empty array.
+        InputError: unreadable path, unsupported or corrupt data, over a budget, an empty array, an unknown
+            ``color``.
     """
+    if color not in COLORS:
+        raise InputError(f"color must be 'rgb' or 'bgr', got {color!r}")
     if isinstance(src, np.ndarray):
+        if color == "bgr":
+            return _to_rgb8(np.array(src), "<array>", assume_bgr=True)  # a copy: the caller's array is not touched
         return _to_rgb8(src, "<array>", assume_bgr=False)
     if isinstance(src, (bytes, bytearray, memoryview)):
         return decode_image(bytes(src), "<bytes>", max_pixels, max_bytes)

@@ -15,7 +15,7 @@ from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.errors import InputError, ModelError, first_line
 from arcface.face import Face
-from arcface.imageio import ImageInput, load_image
+from arcface.imageio import COLORS, ImageInput, load_image
 from arcface.models import detector_family, resolve_pack
 from arcface.models.packs import Pack, sha256_file
 from arcface.spec import SCRFD_DETECTION
@@ -158,9 +158,11 @@ class FaceAnalyzer:
             raise ModelError(f"detector {self.pack.detector}: fails on a blank image ({first_line(exc)})") from exc
         return {"detector": "ok", "recognizer": "ok", "embedding_dim": dim}
 
-    def analyze(self, image: ImageInput, with_crops: bool = False, embed: bool = True) -> list[Face]:
-        """All faces of one image, in descending detection score."""
-        return self.analyze_many([image], with_crops=with_crops, embed=embed)[0]
+    def analyze(
+        self, image: ImageInput, with_crops: bool = False, embed: bool = True, color: str = "rgb"
+    ) -> list[Face]:
+        """All faces of one image, in descending detection score (``color``: see :meth:`analyze_many`)."""
+        return self.analyze_many([image], with_crops=with_crops, embed=embed, color=color)[0]
 
     def analyze_many(
         self,
@@ -169,6 +171,7 @@ class FaceAnalyzer:
         embed: bool = True,
         progress: bool = False,
         on_error: str = "raise",
+        color: str = "rgb",
     ) -> AnalysisBatch:
         """Faces of several images; the faces of all images are embedded together in large batches.
 
@@ -179,12 +182,16 @@ class FaceAnalyzer:
             progress: show a progress bar (stderr).
             on_error: ``"raise"`` stops at the first unreadable input (:class:`InputError` naming it);
                 ``"skip"`` goes on, gives the input an empty face list and records it in ``.errors``.
+            color: channel order of array inputs: ``"rgb"`` (default) or ``"bgr"`` for arrays from
+                ``cv2.imread`` / ``cv2.VideoCapture`` (a BGR array taken as RGB embeds measurably worse).
         Returns:
             An :class:`AnalysisBatch`: one list of :class:`Face` per image, in input order; faces in
             descending detection score, coordinates in pixels of that image; ``.errors`` for skipped inputs.
         """
         if on_error not in ("raise", "skip"):
             raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if color not in COLORS:
+            raise InputError(f"color must be 'rgb' or 'bgr', got {color!r}")
         images = list(images)
         results = AnalysisBatch()
         pending_crops: list[np.ndarray] = []
@@ -200,7 +207,7 @@ class FaceAnalyzer:
             chunk = []
             for k, src in enumerate(images[start : start + det_batch]):
                 try:
-                    chunk.append(load_image(src))
+                    chunk.append(load_image(src, color=color))
                 except InputError as exc:
                     if on_error == "raise":
                         raise
@@ -247,16 +254,17 @@ class FaceAnalyzer:
         """Embeddings ``(N, D)`` of already aligned uint8 RGB crops ``(N, 112, 112, 3)``."""
         return self.embedder.embed(crops, flip=self.flip, batch_size=self.batch_size)
 
-    def verify(self, a: ImageInput, b: ImageInput, threshold: float | None = None):
+    def verify(self, a: ImageInput, b: ImageInput, threshold: float | None = None, color: str = "rgb"):
         """Compare the largest face of ``a`` with the largest face of ``b``.
 
-        ``threshold``: a cosine in ``[-1, 1]``; ``None`` uses :attr:`threshold`.
+        ``threshold``: a cosine in ``[-1, 1]``; ``None`` uses :attr:`threshold`. ``color``: channel order of
+        array inputs (``"rgb"`` or OpenCV's ``"bgr"``).
         Returns a :class:`arcface.verify.VerifyResult` (cosine similarity, decision, threshold used).
         Raises :class:`NoFaceError` naming the image without a face.
         """
         from arcface.verify import verify_faces
 
-        faces_a, faces_b = self.analyze_many([a, b])
+        faces_a, faces_b = self.analyze_many([a, b], color=color)
         chosen = self.threshold if threshold is None else threshold
         return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")))
 

@@ -46,11 +46,11 @@ class VerifyResult:
     similarity: float
     same: bool
     threshold: float
-    threshold_provenance: str
+    threshold_provenance: str = field(repr=False)
     faces: tuple[int, int]
     notes: list[str] = field(default_factory=list)
-    face_a: Any = None
-    face_b: Any = None
+    face_a: Any = field(default=None, repr=False)
+    face_b: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {

@@ -47,6 +47,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from arcface.errors import InputError  # noqa: E402
+from arcface.serve.access_log import AccessLog  # noqa: E402
 from arcface.serve.errors import ApiError, install_error_handlers  # noqa: E402
 from arcface.serve.limits import BodySizeLimit, OriginGuard  # noqa: E402
 from arcface.serve.service import (  # noqa: E402
@@ -168,6 +169,7 @@ def create_app(
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(OriginGuard, allowed=tuple(cors_origins))
+    app.add_middleware(AccessLog)  # outermost: sees the guards' 403/413 too
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -14,10 +14,21 @@ from arcface.errors import require
 def run(app: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serve ``app`` (from :func:`arcface.serve.create_app`) until interrupted (Ctrl-C / SIGTERM).
 
-    One process, one event loop; inference runs in the thread pool and shares the loaded models.
+    One process, one event loop; inference runs in the thread pool and shares the loaded models. The access log
+    is the service's own (``arcface.access``: method, path, status, latency, request id), on stderr from level
+    ``info``.
     """
+    import logging
+
     uvicorn = require("uvicorn", "serve")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug")
+    access = logging.getLogger("arcface.access")
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
+    access.setLevel(log_level.upper() if log_level.upper() in logging._nameToLevel else "INFO")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=False)
 
 
 def bind_free_port(host: str = "127.0.0.1") -> socket.socket:

@@ -1,0 +1,120 @@
+"""``arcface.client.Client`` against a live service on loopback (uvicorn, real HTTP), and its retry on 503."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from arcface.client import Client, ServiceError
+from arcface.face import Face
+from arcface.gallery.gallery import SearchResult
+from arcface.verify import VerifyResult
+
+KEY = "s3cret-κλειδί"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(make_app, tmp_path_factory):
+    pytest.importorskip("uvicorn")
+    from arcface.serve.runner import serve_in_thread
+
+    server = serve_in_thread(make_app(gallery_root=tmp_path_factory.mktemp("client-galleries"), api_key=KEY))
+    yield server
+    server.stop()
+
+
+def test_client_returns_the_library_results(keyed_server, analyzer, vectron_dir, shared_data):
+    c = Client(keyed_server.url, api_key=KEY)
+    a, b = vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg"
+    res = c.verify(a, b)
+    ref = analyzer.verify(a, b)
+    assert isinstance(res, VerifyResult) and isinstance(res.face_a, Face)
+    assert res.similarity == pytest.approx(ref.similarity, abs=1e-5) and res.same is ref.same is False
+    assert res.threshold == ref.threshold and res.faces == ref.faces
+    faces = c.embed(cv2.imread(str(b)), color="bgr")  # an OpenCV array, said to be BGR
+    lib = analyzer.analyze(b)
+    assert len(faces) == len(lib) == 5
+    assert min(float(f.embedding @ g.embedding) for f, g in zip(faces, lib, strict=True)) > 0.999
+    # galleries: create, enrol two people, identify, rename, remove, delete
+    people = shared_data / "face_recognition_by_identity"
+    c.create_gallery("team")
+    c.enroll("team", "obama", [people / "obama" / "obama.jpg", people / "obama" / "obama2.jpg"], {"role": "x"})
+    c.enroll("team", "biden", [people / "biden" / "biden.jpg"])
+    assert "team" in c.galleries() and {i["name"] for i in c.identities("team")} == {"obama", "biden"}
+    answers = c.identify(people / "obama" / "obama1_test.jpg", "team")
+    assert len(answers) == 1 and isinstance(answers[0][1], SearchResult) and answers[0][1].identity == "obama"
+    c.rename("team", "biden", "joe")
+    c.remove("team", "joe")
+    assert [i["name"] for i in c.identities("team")] == ["obama"]
+    c.delete_gallery("team")
+    assert "team" not in c.galleries()
+
+
+def test_client_errors_carry_the_service_code(keyed_server, vectron_dir):
+    with pytest.raises(ServiceError) as err:
+        Client(keyed_server.url, api_key="wrong").config()
+    assert err.value.status == 401 and err.value.code == "unauthorized"
+    c = Client(keyed_server.url, api_key=KEY)
+    with pytest.raises(ServiceError) as err:
+        c.identify(vectron_dir / "yaoming.jpg", "no-such-gallery")
+    assert err.value.status == 404 and err.value.code == "gallery_not_found" and err.value.field == "gallery"
+    blank = cv2.imencode(".png", np.full((100, 120, 3), 128, np.uint8))[1].tobytes()
+    with pytest.raises(ServiceError) as err:
+        c.verify(blank, vectron_dir / "yaoming.jpg")
+    assert err.value.status == 422 and err.value.code == "no_face" and err.value.field == "image_a"
+    with pytest.raises(ServiceError) as err:
+        Client("http://127.0.0.1:9", timeout=2).config()
+    assert err.value.code == "unreachable"
+
+
+def test_client_retries_503_with_backoff():
+    hits: list[int] = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            hits.append(1)
+            status = 503 if len(hits) <= 2 else 200
+            body = json.dumps({"error": {"code": "busy", "message": "try later"}} if status == 503 else {"ok": 1})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        assert Client(url, retries=3, backoff=0.01).config() == {"ok": 1} and len(hits) == 3
+        hits.clear()
+        with pytest.raises(ServiceError) as err:
+            Client(url, retries=1, backoff=0.01).config()
+        assert err.value.status == 503 and err.value.code == "busy" and len(hits) == 2
+    finally:
+        srv.shutdown()
+
+
+def test_every_response_has_a_request_id_and_one_access_log_line(keyed_server, vectron_dir, caplog):
+    import urllib.request
+
+    with caplog.at_level("INFO", logger="arcface.access"):
+        req = urllib.request.Request(keyed_server.url + "/healthz", headers={"X-Request-ID": "trace-42"})
+        with urllib.request.urlopen(req) as resp:
+            assert resp.headers["X-Request-ID"] == "trace-42"  # a client's id is kept
+        with pytest.raises(ServiceError):
+            Client(keyed_server.url, api_key="wrong").verify(vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg")
+        req = urllib.request.Request(keyed_server.url + "/healthz", headers={"X-Request-ID": "bad id\x01"})
+        with urllib.request.urlopen(req) as resp:
+            made = resp.headers["X-Request-ID"]
+    assert len(made) == 32 and made != "bad id"  # an unsafe id is replaced
+    lines = [r.getMessage() for r in caplog.records if r.name == "arcface.access"]
+    assert any(line.startswith("GET /healthz 200 ") and line.endswith("id=trace-42") for line in lines)
+    denied = [line for line in lines if line.startswith("POST /v1/verify 401 ")]
+    assert len(denied) == 1 and KEY not in denied[0] and "wrong" not in denied[0]
