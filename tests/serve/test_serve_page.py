@@ -120,3 +120,18 @@ def test_page_shows_errors(browser, live_server, tmp_path):
     WebDriverWait(browser, 30).until(lambda d: "Error" in status.text)
     assert "422" in status.text and "image_a" in status.text
     assert browser.find_element(By.ID, "similarity").text == "–"
+
+
+def test_docs_render_offline_from_local_assets(browser, live_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    html = httpx.get(live_server.url + "/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in html and "cdn" not in html.lower()  # nothing from the internet
+    browser.get(live_server.url + "/docs")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    paths = {e.text.replace("\u200b", "") for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/verify", "/v1/identify", "/v1/galleries/{gallery}/identities"} <= paths
+    shot = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shot.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shot / "serve_docs.png"))

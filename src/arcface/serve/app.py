@@ -62,6 +62,31 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_KEY_HEADER = "X-API-Key"
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(..., description="machine-readable code: unauthorized, payload_too_large, invalid_image, ...")
+    message: str = Field(..., description="human-readable explanation naming the input")
+    field: str | None = Field(None, description="the request field at fault, when there is one")
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers: ``{"error": {"code", "message", "field"}}``."""
+
+    error: ErrorDetail
+
+
+#: The errors any /v1 route may answer, documented with their real shape (not FastAPI's default 422 body).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing or wrong API key (header X-API-Key)"},
+    403: {"model": ErrorBody, "description": "request from another web origin (forbidden_origin)"},
+    404: {"model": ErrorBody, "description": "no such gallery, identity or monitor"},
+    409: {"model": ErrorBody, "description": "name already taken / conflicting state"},
+    413: {"model": ErrorBody, "description": "request body over the upload limit"},
+    422: {"model": ErrorBody, "description": "invalid request or image (no face, unreadable, over the pixel budget)"},
+}
+
+
 class MonitorBody(BaseModel):
     """A stream to monitor."""
 
@@ -74,6 +99,42 @@ class RenameBody(BaseModel):
     """New name of an identity."""
 
     name: str = Field(..., description="the identity's new name (unique in the gallery)")
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI (and ``/redoc``) from the ``fastapi-offline`` wheel's static files, served here, so
+    the pages work without internet (only its files are used, located without importing it)."""
+    import importlib.util
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    found = importlib.util.find_spec("fastapi_offline")
+    if found is None or not found.submodule_search_locations:  # pragma: no cover - part of the serve extra
+        return
+    assets = Path(list(found.submodule_search_locations)[0]) / "static"
+    if not (assets / "swagger-ui-bundle.js").is_file():  # pragma: no cover
+        return
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="arcface - API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Any:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="arcface - API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _upload(field: str, up: UploadFile) -> Upload:
@@ -160,6 +221,8 @@ def create_app(
         "Similarities and thresholds are cosine in [-1, 1]; coordinates are pixels of the uploaded image "
         '(after EXIF orientation); errors are JSON {"error": {"code", "message", "field"}}.',
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
@@ -176,12 +239,13 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _offline_docs(app)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness check (no auth): the models passed their start-up run")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "pack": service.analyzer.pack.name, "self_test": service.self_test}
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth_dependency(api_key))])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth_dependency(api_key))], responses=ERROR_RESPONSES)
 
     @v1.get("/config", tags=["meta"], summary="Models, digests, threshold with provenance, limits")
     def config() -> dict[str, Any]:
