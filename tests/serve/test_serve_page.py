@@ -135,3 +135,52 @@ def test_docs_render_offline_from_local_assets(browser, live_server, tmp_path):
     shot = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
     shot.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shot / "serve_docs.png"))
+
+
+def test_galleries_and_identify_pages(browser, live_server, shared_data, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    people = shared_data / "face_recognition_by_identity"
+    shot = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shot.mkdir(parents=True, exist_ok=True)
+    browser.get(live_server.url + "/galleries")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: "Loading" not in status.text)
+    browser.find_element(By.ID, "new-gallery").send_keys("web-team")
+    browser.find_element(By.ID, "create").click()
+    WebDriverWait(browser, 30).until(lambda d: "Created web-team" in status.text)
+
+    def enrol(name: str, photos: list[Path]) -> None:
+        browser.find_element(By.ID, "person").send_keys(name)
+        browser.find_element(By.ID, "photos").send_keys("\n".join(str(p) for p in photos))
+        browser.find_element(By.ID, "enroll").click()
+        WebDriverWait(browser, 60).until(lambda d: f"Enrolled {name}" in status.text or "Error" in status.text)
+        assert f"Enrolled {name} ({len(photos)} photos)" in status.text, status.text
+
+    enrol("obama", [people / "obama" / "obama.jpg", people / "obama" / "obama2.jpg"])
+    enrol("biden", [people / "biden" / "biden.jpg", people / "biden" / "biden2.jpg"])
+    rows = {r.get_attribute("data-name"): r for r in browser.find_elements(By.CSS_SELECTOR, "#people tr")}
+    assert set(rows) == {"obama", "biden"} and rows["obama"].find_elements(By.TAG_NAME, "td")[1].text == "2"
+    assert browser.save_screenshot(str(shot / "serve_galleries.png"))
+    with httpx.Client(base_url=live_server.url) as c:  # the page's changes are the service's state
+        names = {i["name"] for i in c.get("/v1/galleries/web-team/identities").json()["identities"]}
+    assert names == {"obama", "biden"}
+
+    # identify a group photo: every face labelled, both people found
+    browser.get(live_server.url + "/identify?gallery=web-team")
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "gallery").get_attribute("value") == "web-team")
+    browser.find_element(By.ID, "file").send_keys(str(shared_data / "multi_face" / "obama_and_biden.jpg"))
+    istatus = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 60).until(lambda d: "identified" in istatus.text or "Error" in istatus.text)
+    found = [li.get_attribute("data-identity") for li in browser.find_elements(By.CSS_SELECTOR, "#answers li")]
+    assert {"obama", "biden"} <= set(found), (found, istatus.text)
+    assert browser.save_screenshot(str(shot / "serve_identify.png"))
+
+    # remove one person on the galleries page
+    browser.get(live_server.url + "/galleries?gallery=web-team")
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#people tr")) == 2)
+    browser.find_element(By.CSS_SELECTOR, "#people tr[data-name='biden'] button.remove").click()
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: "Removed biden" in status.text)
+    assert [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#people tr")] == ["obama"]

@@ -238,6 +238,14 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.get("/identify", include_in_schema=False)
+    def identify_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "identify.html", media_type="text/html")
+
+    @app.get("/galleries", include_in_schema=False)
+    def galleries_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "galleries.html", media_type="text/html")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _offline_docs(app)
 
