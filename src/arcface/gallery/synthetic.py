@@ -7,9 +7,9 @@ drawn as ``c = normalize(mean + V_b @ (sqrt(l_b) * z))`` and a photo of it as
 ``q = WITHIN_SCALE * exp(QUALITY_SPREAD * u)``, ``u`` standard normal (photos differ: frontal, profile, blur).
 The two constants were fitted so that photo-to-photo cosines match the real pairs: genuine quantiles 5/50/95%
 0.232 / 0.514 / 0.767 against the real 0.247 / 0.515 / 0.754 (Kolmogorov-Smirnov distance 0.038), impostors
-KS 0.037 (:func:`check_against_real` measures it; a single scale 1.4 matched the median only, KS 0.31). Isotropic Gaussian vectors, the usual stand-in, are far harder for an
-index than these (real templates share a mean direction and most of their variance lies in a few hundred
-directions).
+KS 0.037 (:func:`check_against_real` measures it; a single scale 1.4 matched the median only, KS 0.31).
+Isotropic Gaussian vectors, the usual stand-in, are far harder for an index than these (real templates share a
+mean direction and most of their variance lies in a few hundred directions).
 """
 
 from __future__ import annotations
