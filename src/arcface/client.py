@@ -139,9 +139,21 @@ class Client:
         out = self._request("POST", "/v1/embed", files=[_file("image", image, color)])
         return [_face(f) for f in out["faces"]]
 
-    def verify(self, a: ImageLike, b: ImageLike, threshold: float | None = None, color: str = "rgb") -> VerifyResult:
-        """The largest face of ``a`` against the largest face of ``b``."""
+    def verify(
+        self,
+        a: ImageLike,
+        b: ImageLike,
+        threshold: float | None = None,
+        color: str = "rgb",
+        face_a: int | None = None,
+        face_b: int | None = None,
+    ) -> VerifyResult:
+        """The largest face of ``a`` against the largest face of ``b``, or the faces at index ``face_a``/``face_b``
+        (in the order of :meth:`embed`)."""
         fields = {} if threshold is None else {"threshold": str(threshold)}
+        for key, index in (("face_a", face_a), ("face_b", face_b)):
+            if index is not None:
+                fields[key] = str(index)
         out = self._request(
             "POST", "/v1/verify", fields=fields, files=[_file("image_a", a, color), _file("image_b", b, color)]
         )

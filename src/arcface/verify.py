@@ -65,20 +65,28 @@ class VerifyResult:
         }
 
 
-def verify_faces(faces_a, faces_b, threshold: Threshold | float, names=("a", "b")) -> VerifyResult:
-    """Decide on the largest face of each list (faces carry embeddings).
+def verify_faces(
+    faces_a, faces_b, threshold: Threshold | float, names=("a", "b"), pick: tuple[int | None, int | None] = (None, None)
+) -> VerifyResult:
+    """Decide on one face of each list (faces carry embeddings): the largest, or the one at index ``pick[i]``.
 
     ``threshold``: the recognizer's :class:`~arcface.thresholds.Threshold`, or a cosine given by the caller.
+    Raises :class:`NoFaceError` for an empty list and :class:`InputError` for a pick out of range.
     """
-    for faces, name in ((faces_a, names[0]), (faces_b, names[1])):
+    chosen, notes = [], []
+    for faces, name, index in ((faces_a, names[0], pick[0]), (faces_b, names[1], pick[1])):
         if not faces:
             raise NoFaceError(f"no face found in {name}", image=name)
-    fa, fb = largest_face(faces_a), largest_face(faces_b)
-    notes = [
-        f"{len(f)} faces in {n}: the largest was used"
-        for f, n in ((faces_a, names[0]), (faces_b, names[1]))
-        if len(f) > 1
-    ]
+        if index is None:
+            chosen.append(largest_face(faces))
+            if len(faces) > 1:
+                notes.append(f"{len(faces)} faces in {name}: the largest was used")
+        elif 0 <= index < len(faces):
+            chosen.append(faces[index])
+            notes.append(f"face {index} of {len(faces)} in {name} was chosen")
+        else:
+            raise InputError(f"{name} has {len(faces)} faces: face index {index} is out of range")
+    fa, fb = chosen
     if isinstance(threshold, Threshold):
         value, provenance = threshold.value, threshold.provenance
         if not threshold.calibrated:

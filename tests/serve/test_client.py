@@ -40,6 +40,12 @@ def test_client_returns_the_library_results(keyed_server, analyzer, vectron_dir,
     lib = analyzer.analyze(b)
     assert len(faces) == len(lib) == 5
     assert min(float(f.embedding @ g.embedding) for f, g in zip(faces, lib, strict=True)) > 0.999
+    picked = c.verify(b, a, face_a=3)  # a chosen face of the group photo, in embed's order
+    np.testing.assert_allclose(picked.face_a.bbox, lib[3].bbox, atol=0.01)
+    assert picked.similarity == pytest.approx(float(lib[3].embedding @ analyzer.analyze(a)[0].embedding), abs=1e-5)
+    with pytest.raises(ServiceError) as err:
+        c.verify(b, a, face_a=9)
+    assert err.value.code == "invalid_request" and err.value.field == "face_a"
     # galleries: create, enrol two people, identify, rename, remove, delete
     people = shared_data / "face_recognition_by_identity"
     c.create_gallery("team")

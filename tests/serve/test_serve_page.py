@@ -184,3 +184,39 @@ def test_galleries_and_identify_pages(browser, live_server, shared_data, tmp_pat
     status = browser.find_element(By.ID, "status")
     WebDriverWait(browser, 30).until(lambda d: "Removed biden" in status.text)
     assert [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#people tr")] == ["obama"]
+
+
+def test_compare_a_chosen_face_of_a_group_photo(browser, live_server, shared_data):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    group = shared_data / "multi_face" / "obama_and_biden.jpg"
+    single = shared_data / "face_recognition_by_identity" / "biden" / "biden.jpg"
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "file-a").send_keys(str(group))
+    browser.find_element(By.ID, "file-b").send_keys(str(single))
+    sim_el = browser.find_element(By.ID, "similarity")
+    WebDriverWait(browser, 60).until(lambda d: sim_el.get_attribute("data-similarity"))
+    first = sim_el.get_attribute("data-similarity")
+    with httpx.Client(base_url=live_server.url, timeout=60) as c:
+        files = {"image_a": (group.name, group.read_bytes()), "image_b": (single.name, single.read_bytes())}
+        api = c.post("/v1/verify", files=files).json()
+        info = api["images"]["image_a"]
+        others = [i for i in range(len(info["faces"])) if i != info["used"]]
+        target = max(others, key=lambda i: info["faces"][i]["bbox"][2] - info["faces"][i]["bbox"][0])
+        chosen = c.post("/v1/verify", files=files, data={"face_a": str(target)}).json()
+        bad = c.post("/v1/verify", files=files, data={"face_a": "99"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "face_a"
+    assert float(first) == pytest.approx(api["similarity"], abs=1e-6)
+    # click the centre of the other face on the canvas: the page compares that face instead
+    canvas = browser.find_element(By.ID, "canvas-a")
+    w, h = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", canvas)
+    x1, y1, x2, y2 = info["faces"][target]["bbox"]
+    dx = (x1 + x2) / 2 * w / info["width"] - w / 2
+    dy = (y1 + y2) / 2 * h / info["height"] - h / 2
+    ActionChains(browser).move_to_element_with_offset(canvas, int(dx), int(dy)).click().perform()
+    WebDriverWait(browser, 60).until(lambda d: sim_el.get_attribute("data-similarity") not in (None, "", first))
+    assert float(sim_el.get_attribute("data-similarity")) == pytest.approx(chosen["similarity"], abs=1e-6)
+    assert chosen["images"]["image_a"]["used"] == target
+    assert f"face {target + 1}, in green, was compared" in browser.find_element(By.ID, "faces-a").text

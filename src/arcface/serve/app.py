@@ -266,13 +266,15 @@ def create_app(
     ) -> dict[str, Any]:
         return service.embed(_upload("image", image), with_embeddings=embeddings)
 
-    @v1.post("/verify", tags=["faces"], summary="Are the largest faces of two photos the same person?")
+    @v1.post("/verify", tags=["faces"], summary="Are two faces the same person? (the largest of each, or chosen)")
     def verify(
         image_a: Annotated[UploadFile, File(description="first photo")],
         image_b: Annotated[UploadFile, File(description="second photo")],
         threshold: Annotated[float | None, Form(description="cosine threshold (default: calibrated)")] = None,
+        face_a: Annotated[int | None, Form(description="face index in image_a (default: largest)")] = None,
+        face_b: Annotated[int | None, Form(description="face index in image_b (default: largest)")] = None,
     ) -> dict[str, Any]:
-        return service.verify(_upload("image_a", image_a), _upload("image_b", image_b), threshold)
+        return service.verify(_upload("image_a", image_a), _upload("image_b", image_b), threshold, face_a, face_b)
 
     @v1.post("/identify", tags=["galleries"], summary="Identify every face of a photo against a gallery")
     def identify(

@@ -135,15 +135,27 @@ class FaceService:
             "model": self.model_id(),
         }
 
-    def verify(self, a: Upload, b: Upload, threshold: float | None = None) -> dict[str, Any]:
+    def verify(
+        self,
+        a: Upload,
+        b: Upload,
+        threshold: float | None = None,
+        face_a: int | None = None,
+        face_b: int | None = None,
+    ) -> dict[str, Any]:
+        """Compare one face of each photo: the largest, or the one at index ``face_a``/``face_b`` (in the order
+        of ``images.<field>.faces`` of a previous answer)."""
         _check_threshold(threshold)
         images = [self.decode(a), self.decode(b)]
         faces_a, faces_b = self.analyze(images)
-        for faces, up in ((faces_a, a), (faces_b, b)):
+        for faces, up, index, field in ((faces_a, a, face_a, "face_a"), (faces_b, b, face_b, "face_b")):
             if not faces:
                 raise ApiError(422, "no_face", f"no face found in {up.label}", up.field)
+            if index is not None and not 0 <= index < len(faces):
+                msg = f"{up.label} has {len(faces)} faces: {field}={index} is out of range"
+                raise ApiError(422, "invalid_request", msg, field)
         chosen = self.threshold if threshold is None else threshold
-        result = verify_faces(faces_a, faces_b, chosen, names=(a.label, b.label))
+        result = verify_faces(faces_a, faces_b, chosen, names=(a.label, b.label), pick=(face_a, face_b))
         out = result.to_dict()
         out["images"] = {
             up.field: {

@@ -8,6 +8,8 @@
   const KPS_COLOURS = ["#2456d6", "#2456d6", "#1a9e3a", "#d0312d", "#d0312d"]; // eyes, nose, mouth corners
   const files = { a: null, b: null };
   const bitmaps = { a: null, b: null };
+  const picks = { a: null, b: null }; // index of the face chosen by a click, null: the largest
+  const shown = { a: null, b: null }; // the server's last answer for each photo (for hit-testing clicks)
   let requestId = 0;
 
   const $ = (id) => document.getElementById(id);
@@ -78,8 +80,9 @@
 
   function describeFaces(side, info) {
     const n = info ? info.faces.length : 0;
+    const which = picks[side] === null ? "the largest" : "face " + (picks[side] + 1);
     $("faces-" + side).textContent = info
-      ? n + (n === 1 ? " face" : " faces") + (n > 1 ? " (the largest, in green, was compared)" : "")
+      ? n + (n === 1 ? " face" : " faces") + (n > 1 ? " (" + which + ", in green, was compared; click another face to choose it)" : "")
       : "";
   }
 
@@ -94,6 +97,8 @@
     const form = new FormData();
     form.append("image_a", files.a, files.a.name || "a");
     form.append("image_b", files.b, files.b.name || "b");
+    if (picks.a !== null) form.append("face_a", String(picks.a));
+    if (picks.b !== null) form.append("face_b", String(picks.b));
     const headers = {};
     const key = $("api-key").value.trim();
     if (key) headers["X-API-Key"] = key;
@@ -119,6 +124,8 @@
     $("verdict").textContent = body.same ? "Same person" : "Different people";
     $("verdict").className = "value " + (body.same ? "same" : "different");
     $("threshold").textContent = body.threshold.toFixed(4);
+    shown.a = body.images.image_a;
+    shown.b = body.images.image_b;
     draw("a", body.images.image_a);
     draw("b", body.images.image_b);
     describeFaces("a", body.images.image_a);
@@ -131,6 +138,8 @@
   async function setFile(side, file) {
     if (!file) return;
     files[side] = file;
+    picks[side] = null;
+    shown[side] = null;
     bitmaps[side] = await loadBitmap(file);
     $("drop-" + side).classList.add("has-image");
     draw(side, null);
@@ -151,5 +160,25 @@
       if (f) setFile(side, f);
     });
   });
+  // a click on a face of a photo with several faces compares that face instead of the largest
+  function pickAt(side, event) {
+    const info = shown[side];
+    if (!info || info.faces.length < 2) return;
+    event.preventDefault(); // the canvas sits inside the file-picker label: do not open the picker
+    const canvas = $("canvas-" + side);
+    const rect = canvas.getBoundingClientRect();
+    const x = (event.clientX - rect.left) * (info.width / rect.width);
+    const y = (event.clientY - rect.top) * (info.height / rect.height);
+    let best = null;
+    info.faces.forEach((f, i) => {
+      const [x1, y1, x2, y2] = f.bbox;
+      const area = (x2 - x1) * (y2 - y1);
+      if (x >= x1 && x <= x2 && y >= y1 && y <= y2 && (best === null || area < best.area)) best = { i, area };
+    });
+    if (best === null || best.i === info.used) return;
+    picks[side] = best.i;
+    compare();
+  }
+  ["a", "b"].forEach((side) => $("canvas-" + side).addEventListener("click", (e) => pickAt(side, e)));
   $("api-key").addEventListener("change", compare);
 })();
