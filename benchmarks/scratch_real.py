@@ -30,6 +30,7 @@ from arcface.train.config import build_config
 from arcface.train.prepare import align_folder
 from arcface.train.trainer import Trainer
 from arcface.train.verification import embed_images
+from finetune_real import EVAL_ATT, link_training_set  # noqa: E402 (a sibling script: same split of AT&T)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,13 +58,8 @@ def main() -> int:
         return 2
     crops = args.work / "att_crops"
     align_folder(args.data / "att_faces", crops, FaceAnalyzer(), progress=False)
-    train = args.work / "train"
-    for i in range(1, 31):
-        (train / f"s{i}").mkdir(parents=True, exist_ok=True)
-        for f in (crops / f"s{i}").glob("*.png"):
-            if not (train / f"s{i}" / f.name).exists():
-                (train / f"s{i}" / f.name).symlink_to(f)
-    paths = [(f, i) for i in range(31, 41) for f in sorted((crops / f"s{i}").glob("*.png"))]
+    train = link_training_set(crops, args.work)  # s1-s30, as finetune_real.py
+    paths = [(f, i) for i, ident in enumerate(EVAL_ATT) for f in sorted((crops / ident).glob("*.png"))]
     imgs = np.stack([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f, _ in paths])
     labels = np.array([i for _, i in paths])
     cfg = build_config(

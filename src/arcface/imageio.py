@@ -455,3 +455,17 @@ def iter_image_files(paths: list[str | os.PathLike]) -> list[Path]:
         else:
             raise InputError(f"{p}: no such file or folder")
     return out
+
+
+def identity_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
+    """identity name -> its photos (sorted, recursive), for every non-hidden sub-folder of ``root`` holding photos
+    (the ``ROOT/<identity>/<photos>`` layout of galleries and training data)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: folder not found")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = iter_image_files([d])
+        if photos:
+            out[d.name] = photos
+    return out

@@ -89,14 +89,10 @@ def read_thresholds_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         raise InputError(f"{p}: a thresholds file holds {{'recognizers': {{sha256: {{'threshold': ...}}}}}}")
     for sha, entry in table.items():
         value = entry.get("threshold") if isinstance(entry, dict) else None
-        if not isinstance(value, int | float) or not -1.0 <= float(value) <= 1.0:
+        if not isinstance(value, int | float):
             raise InputError(f"{p}: recognizer {str(sha)[:16]}...: 'threshold' must be a cosine in [-1, 1]")
+        check_threshold(value, f"{p}: recognizer {str(sha)[:16]}...: 'threshold'")
     return table
-
-
-@lru_cache(maxsize=1)
-def _package_table() -> dict[str, dict[str, Any]]:
-    return read_thresholds_file(package_thresholds_path())
 
 
 def _cached(path: Path) -> dict[str, dict[str, Any]]:
@@ -155,14 +151,15 @@ def threshold_for(
             entry = _cached(f).get(recognizer_sha256)
             if entry is not None:
                 return _entry(entry, str(f))
-        entry = _package_table().get(recognizer_sha256)
+        entry = _cached(package_thresholds_path()).get(recognizer_sha256)
         if entry is not None:
             return _entry(entry, "package")
     return Threshold(FALLBACK_THRESHOLD, None, "uncalibrated fallback for ArcFace-style models", False)
 
 
-def check_threshold(value: float) -> float:
-    """``value`` as a float, or :class:`InputError` when it is not a cosine in ``[-1, 1]``."""
+def check_threshold(value: float, what: str = "threshold") -> float:
+    """``value`` as a float, or :class:`InputError` (``what`` names it) when it is not a cosine in ``[-1, 1]``
+    (NaN included). The one range rule of every threshold the library takes."""
     if not -1.0 <= float(value) <= 1.0:
-        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value}")
+        raise InputError(f"{what} must be a cosine similarity in [-1, 1], got {value}")
     return float(value)

@@ -109,6 +109,13 @@ def test_verify_pairs_to_csv(shared_data, analyzer, tmp_path):
     assert float(got[0]["similarity"]) == pytest.approx(first.similarity, abs=1e-5)
     correct = sum((g["same"] == "True") == (r["same"] == "1") for g, r in zip(got, rows, strict=True))
     assert correct >= 23 and f"accuracy {correct / 24:.4f} on 24 labelled" in err
+    unlabelled = tmp_path / "unlabelled.csv"  # the same column may be left out
+    unlabelled.write_text("".join(f"{g['path_a']},{g['path_b']}\n" for g in got[:3]))
+    rc, out_json, err, _ = spawn_cli(["verify", "--pairs", str(unlabelled), "--json"])
+    assert rc == 0, err
+    res = json.loads(out_json)
+    assert [r["similarity"] for r in res["results"]] == [float(g["similarity"]) for g in got[:3]]
+    assert "accuracy" not in res and all("label" not in r for r in res["results"])
     rc, _, err, _ = spawn_cli(["verify", "--pairs", str(pairs)])  # relative to the CSV's folder: none exist
     assert rc == 2 and str(tmp_path / labels[rows[0]["file_x"]] / rows[0]["file_x"]) in err
 

@@ -61,37 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_detect)
 
 
-def _read_pairs(path: Path, root: Path | None) -> list[tuple[Path, Path, bool | None]]:
-    import csv
-
-    from arcface.errors import InputError
-
-    base = root if root is not None else path.parent
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read pairs CSV ({exc.strerror})") from None
-    flags = {"1": True, "0": False, "true": True, "false": False}
-    if rows and (len(rows[0]) < 2 or (len(rows[0]) > 2 and rows[0][2].strip().lower() not in flags)):
-        rows = rows[1:]  # a header
-    pairs = []
-    for i, r in enumerate(rows, 1):
-        label = flags.get(r[2].strip().lower()) if len(r) > 2 else None
-        if len(r) < 2 or (len(r) > 2 and label is None):
-            raise InputError(f"{path}: row {i}: expected 'path_a,path_b[,same]' with same in 0/1, got {r!r}")
-        a, b = (Path(x.strip()) for x in r[:2])
-        pairs.append((a if a.is_absolute() else base / a, b if b.is_absolute() else base / b, label))
-    if not pairs:
-        raise InputError(f"{path}: no pairs")
-    return pairs
-
-
 def _verify_pairs(args: argparse.Namespace) -> int:
+    from arcface.eval.calibration import read_pairs_csv
     from arcface.face import largest_face
     from arcface.thresholds import check_threshold
 
-    pairs = _read_pairs(args.pairs, args.root)
+    listed = read_pairs_csv(args.pairs, args.root, labels=False)
+    flags = [None] * len(listed.a) if listed.same is None else [bool(v) for v in listed.same]
+    pairs = list(zip(listed.a, listed.b, flags, strict=True))
     fa = analyzer_from_args(args)
     files = sorted({p for a, b, _ in pairs for p in (a, b)}, key=str)
     per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())

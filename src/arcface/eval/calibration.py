@@ -35,11 +35,12 @@ from arcface.eval.report import atomic_write_text
 
 @dataclass
 class PairList:
-    """Image pairs to score: paths ``a[i]``, ``b[i]`` and the same-person flag ``same[i]``."""
+    """Image pairs to score: paths ``a[i]``, ``b[i]`` and the same-person flag ``same[i]`` (``None``: a file read
+    with ``labels=False`` that has no third column)."""
 
     a: list[Path]
     b: list[Path]
-    same: np.ndarray
+    same: np.ndarray | None
 
 
 def _flag(v: str) -> bool | None:
@@ -51,10 +52,13 @@ def _flag(v: str) -> bool | None:
     return None
 
 
-def read_pairs_csv(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> PairList:
+def read_pairs_csv(
+    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, labels: bool = True
+) -> PairList:
     """Read ``path_a,path_b,same`` rows (a header row is recognised by a non-0/1 third field).
 
-    Relative image paths are resolved against ``root`` (default: the CSV's folder)."""
+    Relative image paths are resolved against ``root`` (default: the CSV's folder). With ``labels=False`` the
+    ``same`` column may be left out (of every row; ``PairList.same`` is then ``None``)."""
     p = Path(path)
     base = Path(root) if root is not None else p.parent
     if root is not None and not base.is_dir():
@@ -67,16 +71,20 @@ def read_pairs_csv(path: str | os.PathLike[str], root: str | os.PathLike[str] | 
     if rows and len(rows[0]) >= 3 and _flag(rows[0][2]) is None:
         rows = rows[1:]
     a, b, same = [], [], []
+    unlabelled = not labels and bool(rows) and len(rows[0]) == 2
     for i, r in enumerate(rows, 1):
-        if len(r) < 3 or _flag(r[2]) is None:
+        if unlabelled and len(r) != 2:
+            raise InputError(f"{p}: row {i}: expected 'path_a,path_b' like the first row, got {r!r}")
+        if not unlabelled and (len(r) < 3 or _flag(r[2]) is None):
             raise InputError(f"{p}: row {i}: expected 'path_a,path_b,same' with same in 0/1, got {r!r}")
         pa, pb = Path(r[0].strip()), Path(r[1].strip())
         a.append(pa if pa.is_absolute() else base / pa)
         b.append(pb if pb.is_absolute() else base / pb)
-        same.append(_flag(r[2]))
+        if not unlabelled:
+            same.append(_flag(r[2]))
     if not a:
         raise InputError(f"{p}: no pairs")
-    return PairList(a, b, np.array(same, bool))
+    return PairList(a, b, None if unlabelled else np.array(same, bool))
 
 
 def read_scores_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

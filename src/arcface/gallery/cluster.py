@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from arcface.errors import InputError
+from arcface.thresholds import check_threshold
 
 Method = Literal["average", "single"]
 
@@ -120,8 +121,7 @@ def cluster_embeddings(embeddings: np.ndarray, threshold: float = 0.3, method: M
     Returns:
         int64 labels ``(N,)`` in ``0..C-1``, cluster 0 the largest.
     """
-    if not -1.0 <= float(threshold) <= 1.0:
-        raise InputError(f"clustering: threshold must be a cosine similarity in [-1, 1], got {threshold}")
+    check_threshold(threshold, "clustering: threshold")
     x = _unit(embeddings)
     if x.shape[0] == 0:
         return np.zeros(0, np.int64)

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from arcface.errors import InputError
 from arcface.face import largest_face
-from arcface.imageio import iter_image_files
+from arcface.imageio import IMAGE_EXTENSIONS, identity_folders
 from arcface.io_utils import sha256_file
 
 ENROLLED = "photo_sha256"
@@ -58,19 +57,6 @@ class FolderSync:
             "skipped": [{"photo": p, "reason": r} for p, r in self.skipped],
             "skipped_by_reason": dict(Counter(r.split(" (")[0].split(":")[0] for _, r in self.skipped)),
         }
-
-
-def identity_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """identity name -> its photos (sorted), for every non-hidden sub-folder of ``root`` holding photos."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: folder not found")
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = iter_image_files([d])
-        if photos:
-            out[d.name] = photos
-    return out
 
 
 def sync_folders(
@@ -178,6 +164,4 @@ def sync_folders(
 
 
 def _is_photo(p: Path) -> bool:
-    from arcface.imageio import IMAGE_EXTENSIONS
-
     return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS

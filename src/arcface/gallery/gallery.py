@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from arcface.errors import InputError
 from arcface.gallery.backends import VectorIndex, make_index
 from arcface.gallery.contract import EmbeddingContract
 from arcface.gallery.store import GalleryStore, Identity, encode_array
-from arcface.thresholds import threshold_for
+from arcface.thresholds import check_threshold, threshold_for
 
 #: Identity reported for a face whose best match is below the threshold.
 UNKNOWN = "unknown"
@@ -466,8 +465,7 @@ class Gallery:
     # ------------------------------------------------------------------ searching
     @staticmethod
     def _check_threshold(threshold: float) -> None:
-        if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
-            raise InputError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
+        check_threshold(threshold)
 
     def search(self, query: np.ndarray, top_k: int = 5, threshold: float | None = None) -> SearchResult:
         """Identify one face embedding ``(D,)``; see :meth:`search_batch`."""

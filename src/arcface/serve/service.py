@@ -27,7 +27,7 @@ from arcface.imageio import MAX_DECODE_BYTES, decode_image
 from arcface.pipeline import FaceAnalyzer
 from arcface.serve.errors import ApiError
 from arcface.serve.galleries import GalleryRegistry
-from arcface.thresholds import Threshold
+from arcface.thresholds import Threshold, check_threshold
 from arcface.verify import verify_faces
 
 #: Default pixel limit of uploaded images (width x height read from the header before decoding).
@@ -310,5 +310,8 @@ def _image_json(image: np.ndarray) -> dict[str, int]:
 
 
 def _check_threshold(threshold: float | None) -> None:
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise ApiError(422, "invalid_request", f"threshold must be a cosine in [-1, 1], got {threshold}", "threshold")
+    if threshold is not None:
+        try:
+            check_threshold(threshold)
+        except InputError as exc:
+            raise ApiError(422, "invalid_request", str(exc), "threshold") from None

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from arcface.errors import InputError
 from arcface.spec import ARCFACE_RECOGNITION
 from arcface.train.recordio import CorruptRecordError, RecordReader, image_index_range, unpack_payload
+from arcface.train.shifts import draw_mask, low_resolution
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,8 @@ class Augment:
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = img.shape[:2]
         if self.mask > 0 and rng.random() < self.mask:
-            from arcface.train.shifts import draw_mask
-
             img = draw_mask(img, rng=rng)
         if self.lowres > 0 and rng.random() < self.lowres:
-            from arcface.train.shifts import low_resolution
-
             img = low_resolution(img, int(rng.integers(self.lowres_sides[0], self.lowres_sides[1] + 1)))
         if self.crop > 0:
             frac = rng.uniform(0.0, self.crop)
@@ -425,16 +422,16 @@ def pack_folder(
     (:class:`NotAlignedError`, naming it) unless ``resize``, which squashes it to 112x112."""
     from arcface.train.recordio import write_insightface_rec
 
-    ds = ImageFolderDataset(root, resize=resize)
+    ds = ImageFolderDataset(root)  # refuses a wrong size, naming the file; resize is applied here
 
     def samples():
         for i in range(len(ds)):
             data = ds.read_bytes(i)
             try:
-                rgb, exact = decode_rgb(data), True
-            except InputError as exc:
-                if not (resize and isinstance(exc, NotAlignedError)):
-                    raise type(exc)(f"{ds.root / ds.keys[i]}: {exc}") from None
+                rgb, exact = ds.load_rgb(i), True
+            except NotAlignedError:
+                if not resize:
+                    raise
                 rgb, exact = decode_rgb(data, resize=True), False
             if not (exact and data.startswith(b"\xff\xd8")):
                 ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -43,8 +43,9 @@ def pick_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.array(sorted(out), dtype=np.int64)
 
 
-def write_holdout(path: str | os.PathLike, dataset_path: str, keys: list[str], labels: list[int]) -> Path:
-    lines = [f"# dataset\t{dataset_path}"] + [f"{k}\t{int(lab)}" for k, lab in zip(keys, labels, strict=True)]
+def write_holdout(path: str | os.PathLike, dataset_path: str, samples: list[tuple[str, int]]) -> Path:
+    """Write ``(key, label)`` samples of the dataset at ``dataset_path`` as a ``holdout.tsv``."""
+    lines = [f"# dataset\t{dataset_path}"] + [f"{k}\t{int(lab)}" for k, lab in samples]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from arcface.errors import InputError
 from arcface.face import SELECT_RULES, Face, select_face
-from arcface.imageio import IMAGE_EXTENSIONS, load_image
+from arcface.imageio import identity_folders, load_image
 
 MANIFEST = "manifest.jsonl"
 STATUSES = ("ok", "no_face", "ambiguous", "unreadable")
@@ -66,11 +66,7 @@ def raw_photos(root: Path) -> list[tuple[str, str]]:
     """``(identity, path relative to root)`` of every image under ``root/<identity>/`` (sorted)."""
     if not root.is_dir():
         raise InputError(f"{root}: raw photo folder not found")
-    out = []
-    for ident in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(ident.rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
-                out.append((ident.name, f.relative_to(root).as_posix()))
+    out = [(ident, f.relative_to(root).as_posix()) for ident, photos in identity_folders(root).items() for f in photos]
     if not out:
         raise InputError(f"{root}: no images in identity sub-folders (expected ROOT/<identity>/<photo>)")
     return out

@@ -255,8 +255,7 @@ class Trainer:
             if self.holdout and cfg.data.path:
                 from arcface.train.holdout import HOLDOUT_FILE, write_holdout
 
-                keys, labels = zip(*self.holdout, strict=True)
-                write_holdout(self.output / HOLDOUT_FILE, str(Path(cfg.data.path).resolve()), list(keys), list(labels))
+                write_holdout(self.output / HOLDOUT_FILE, str(Path(cfg.data.path).resolve()), self.holdout)
             self.logger = ScalarLogger(self.output, cfg.run.tensorboard, resume_step=self.step if resumed else None)
 
     def _restore_bn_statistics(self) -> None:
