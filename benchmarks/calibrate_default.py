@@ -89,7 +89,8 @@ def main() -> None:
     if args.write:
         path = ROOT / "src" / "arcface" / "data" / "thresholds.json"
         table = json.loads(path.read_text())
-        table.setdefault("recognizers", {})[fa.pack.recognizer_sha256] = {
+        previous = table.setdefault("recognizers", {}).get(fa.pack.recognizer_sha256, {})
+        entry = table["recognizers"][fa.pack.recognizer_sha256] = {
             "model": fa.pack.recognizer.name,
             "threshold": round(t, 4),
             "far": args.far,
@@ -99,6 +100,8 @@ def main() -> None:
                 "benchmarks/calibrate_default.py"
             ),
         }
+        if previous.get("threshold") == entry["threshold"] and "agreement" in previous:
+            entry["agreement"] = previous["agreement"]  # measured at this threshold (engine_agreement.py)
         path.write_text(json.dumps(table, indent=2) + "\n")
         print(f"wrote {path}")
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# The engine-timing cache of runtime="auto" (the CLI's default) goes to a folder of this test session, inherited
+# by the CLI processes the tests spawn: one micro-benchmark per session, nothing written to the user's ~/.cache.
+os.environ["ARCFACE_CACHE_DIR"] = tempfile.mkdtemp(prefix="arcface-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -145,3 +145,27 @@ def test_bgr_arrays_are_said_so_and_reprs_stay_short(analyzer, vectron_dir):
     face = analyzer.analyze(path)[0]
     assert repr(face).startswith("Face(bbox=[") and "<512-d>" in repr(face) and len(repr(face)) < 100
     assert len(repr(res)) < 200 and "embedding" not in repr(res)
+
+
+def test_decoding_ahead_gives_the_same_faces_and_the_same_errors(analyzer, vectron_dir, tmp_path) -> None:
+    """analyze_many decodes the next photos in a background thread: same results, same errors, in order."""
+    import threading
+
+    from arcface.pipeline import FaceAnalyzer
+
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes((vectron_dir / "gdp.jpg").read_bytes()[:200])  # a JPEG cut after its header
+    inputs = [vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg", bad, vectron_dir / "players.jpg"]
+    serial = FaceAnalyzer(decode_ahead=0)
+    ahead = analyzer.analyze_many(inputs, on_error="skip")
+    assert analyzer.decode_ahead == 2
+    ref = serial.analyze_many(inputs, on_error="skip")
+    assert [len(f) for f in ahead] == [len(f) for f in ref] == [1, 5, 0, 22]
+    assert [(e.index, e.source) for e in ahead.errors] == [(2, str(bad))]
+    for fa, fb in zip(ahead, ref, strict=True):
+        for a, b in zip(fa, fb, strict=True):
+            np.testing.assert_array_equal(a.embedding, b.embedding)
+    before = threading.active_count()
+    with pytest.raises(InputError, match="truncated.jpg"):
+        analyzer.analyze_many(inputs)
+    assert threading.active_count() == before  # the decoding thread is gone once the error is raised

@@ -52,3 +52,35 @@ def test_search_order_and_fallback(tmp_path, monkeypatch):
     assert check_threshold(1) == 1.0
     with pytest.raises(InputError, match="what I gave must be"):
         check_threshold(-1.5, "what I gave")
+
+
+def test_per_engine_thresholds_are_written_and_read_by_engine(tmp_path):
+    """calibrate --runtime/--precision: each engine keeps its own threshold; hostile 'engines' tables refused."""
+    from arcface.eval.calibration import write_threshold
+
+    f = tmp_path / "t.json"
+    write_threshold(f, "ab" * 32, {"threshold": 0.30, "provenance": "ref pairs"})
+    write_threshold(f, "ab" * 32, {"threshold": 0.28, "provenance": "bf16 pairs"}, engine="openvino/bf16")
+    entry = json.loads(f.read_text())["recognizers"]["ab" * 32]
+    assert entry["threshold"] == 0.30 and entry["engine"] == "onnxruntime/f32"
+    assert entry["engines"]["openvino/bf16"]["threshold"] == 0.28
+    ref, bf16 = threshold_for("ab" * 32, files=f), threshold_for("ab" * 32, files=f, engine="openvino/bf16")
+    assert (ref.value, bf16.value, bf16.engine) == (0.30, 0.28, "openvino/bf16")
+    assert "bf16 pairs" in bf16.provenance and "WARNING" not in bf16.provenance
+    # an engine with no threshold of its own uses the reference's, and is told agreement was not measured
+    assert "WARNING" in threshold_for("ab" * 32, files=f, engine="openvino/int8").provenance
+    # a file whose only calibration was made with bf16: the reference is warned, bf16 is not
+    g = tmp_path / "g.json"
+    write_threshold(g, "cd" * 32, {"threshold": 0.25, "provenance": "bf16 only"}, engine="openvino/bf16")
+    assert "calibrated with openvino/bf16" in threshold_for("cd" * 32, files=g).provenance
+    assert "WARNING" not in threshold_for("cd" * 32, files=g, engine="openvino/bf16").provenance
+    for bad, message in (
+        ({"threshold": 0.3, "engines": [0.2]}, "'engines' must map"),
+        ({"threshold": 0.3, "engines": {"openvino/bf16": {"threshold": 7}}}, "engine openvino/bf16"),
+        ({"threshold": 0.3, "engines": {"openvino/bf16": {"threshold": "0.2"}}}, "engine openvino/bf16"),
+    ):
+        h = tmp_path / "h.json"
+        h.write_text(json.dumps({"recognizers": {"ef" * 32: bad}}))
+        with pytest.raises(InputError, match=message) as err:
+            read_thresholds_file(h)
+        assert str(h) in str(err.value)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from arcface.face import Face
 from arcface.imageio import COLORS, ImageInput, load_image
 from arcface.models import detector_family, resolve_pack
 from arcface.models.packs import Pack, sha256_file
+from arcface.runtime import REFERENCE, EngineChoice, choose_engine
+from arcface.runtime.choice import check_engine_names
 from arcface.spec import SCRFD_DETECTION
-from arcface.thresholds import Threshold, threshold_for
+from arcface.thresholds import Threshold, agreement_for, threshold_for
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,16 @@ class FaceAnalyzer:
         detector: any :class:`arcface.detect.Detector` with landmarks, used instead of the pack's (the
             ``det_*``, ``max_faces`` and ``min_face_size`` options are then the detector's own business).
         embedder: any :class:`arcface.embed.Embedder`, used instead of the pack's recognizer.
-        runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default) or ``"openvino"``, in
-            ``"f32"`` or (OpenVINO, CPUs with bf16) ``"bf16"``; see :mod:`arcface.runtime`.
+        runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default: the reference the
+            thresholds are calibrated with), ``"openvino"`` or ``"auto"`` (the faster on this machine, measured
+            once and cached; see :mod:`arcface.runtime.choice`), in ``"f32"``, ``"bf16"`` (OpenVINO, CPUs with
+            bf16 units) or ``"auto"`` (bf16 only where its measured accuracy passes the bars). The choice and
+            its reason are :attr:`engine`.
         thresholds: thresholds file(s) to look the recognizer's cosine threshold up in first (default:
             ``$ARCFACE_THRESHOLDS``); see :mod:`arcface.thresholds` for the search order. The result is
             :attr:`threshold`.
+        decode_ahead: images :meth:`analyze_many` decodes ahead in a background thread while the models run
+            (0: none); memory holds at most this many extra decoded images.
 
     Images are paths, encoded bytes or uint8 RGB arrays (see :func:`arcface.imageio.load_image`).
     """
@@ -92,10 +101,14 @@ class FaceAnalyzer:
         runtime: str = "onnxruntime",
         precision: str = "f32",
         thresholds: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        decode_ahead: int = 2,
     ) -> None:
         # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
         needs_pack = pack is not None or detector is None or embedder is None
         base_pack = (pack if isinstance(pack, Pack) else resolve_pack(pack)) if needs_pack else None
+        #: The engine running the pack's models and why (:class:`arcface.runtime.EngineChoice`).
+        self.engine: EngineChoice = pack_engine(base_pack, runtime, precision, threads, thresholds)
+        runtime, precision = self.engine.runtime, self.engine.precision
         if detector is None:
             assert base_pack is not None
             options: dict = {
@@ -110,6 +123,7 @@ class FaceAnalyzer:
             detector = detector_family(base_pack.detector_family).build(
                 base_pack.detector, base_pack.detector_spec, threads=threads, **options
             )
+        own_embedder = embedder is None
         if not detector.has_kps:
             raise InputError(f"{_model_name(detector)}: detector has no landmarks; alignment needs 5 keypoints")
         if embedder is None:
@@ -126,10 +140,17 @@ class FaceAnalyzer:
         self.pack = describe_parts(base_pack, detector, embedder)
         self.flip = flip
         self.batch_size = batch_size
+        #: Images decoded ahead in a background thread by :meth:`analyze_many` (0: decode in the caller's thread).
+        self.decode_ahead = decode_ahead
         self.crop_size = (self.embedder.spec.input_size or (112, 112))[0]
         rec_path = self.pack.recognizer if self.pack.recognizer_sha256 else None
         #: The recognizer's cosine decision threshold, with its provenance.
-        self.threshold: Threshold = threshold_for(self.pack.recognizer_sha256 or None, rec_path, thresholds)
+        self.threshold: Threshold = threshold_for(
+            self.pack.recognizer_sha256 or None,
+            rec_path,
+            thresholds,
+            engine=self.engine.engine if own_embedder else REFERENCE,
+        )
 
     def self_test(self) -> dict:
         """Run the detector and the recognizer once on synthetic input; raise :class:`ModelError` if unusable.
@@ -203,16 +224,18 @@ class FaceAnalyzer:
             bar = tqdm(total=len(images), unit="img", desc="analyze", leave=False)
         # Recognition is batched across images either way; detection only where the detector says it pays off.
         det_batch = 8 if self.detector.prefers_batches else 1
+        decoded = _decode_ahead(images, color, self.decode_ahead)
         for start in range(0, len(images), det_batch):
             chunk = []
             for k, src in enumerate(images[start : start + det_batch]):
-                try:
-                    chunk.append(load_image(src, color=color))
-                except InputError as exc:
+                img = next(decoded)
+                if isinstance(img, InputError):
                     if on_error == "raise":
-                        raise
-                    results.errors.append(ImageFailure(start + k, _name(src, f"#{start + k}"), str(exc)))
-                    chunk.append(None)
+                        decoded.close()
+                        raise img
+                    results.errors.append(ImageFailure(start + k, _name(src, f"#{start + k}"), str(img)))
+                    img = None
+                chunk.append(img)
             readable = [img for img in chunk if img is not None]
             found = iter(self.detector.detect_many(readable, batch_size=det_batch) if readable else [])
             for img in chunk:
@@ -267,6 +290,56 @@ class FaceAnalyzer:
         faces_a, faces_b = self.analyze_many([a, b], color=color)
         chosen = self.threshold if threshold is None else threshold
         return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")))
+
+
+def pack_engine(
+    pack: Pack | None,
+    runtime: str,
+    precision: str,
+    threads: int | None,
+    thresholds: str | os.PathLike | Sequence[str | os.PathLike] | None,
+) -> EngineChoice:
+    """The engine for the pack's ONNX models (measured when ``"auto"``); by name otherwise."""
+    check_engine_names(runtime, precision)
+    if "auto" not in (runtime, precision) or pack is None:
+        rt = "onnxruntime" if runtime == "auto" else runtime
+        pr = "f32" if precision == "auto" else precision
+        return EngineChoice(rt, pr, "chosen by name" if (rt, pr) == (runtime, precision) else "no pack models")
+    onnx = [p for p in (pack.recognizer, pack.detector) if Path(p).suffix.lower() == ".onnx" and Path(p).is_file()]
+    if pack.recognizer not in onnx:
+        return EngineChoice("onnxruntime", "f32", "the recognizer is not an ONNX file")
+    agreement = agreement_for(pack.recognizer_sha256 or None, pack.recognizer, thresholds)
+    detector = pack.detector if pack.detector in onnx else None
+    return choose_engine(pack.recognizer, detector, runtime, precision, threads, agreement)
+
+
+def _decode_ahead(images: list[ImageInput], color: str, ahead: int) -> Generator[np.ndarray | InputError, None, None]:
+    """The decoded images in order (an :class:`InputError` in place of an unreadable one), decoding up to
+    ``ahead`` images in a background thread while the caller runs the models on the previous ones: JPEG
+    decoding and ONNX inference both release the GIL, so a folder runs at nearly model speed. At most
+    ``ahead`` decoded images wait in memory; closing the generator cancels the rest."""
+
+    def load(src: ImageInput) -> np.ndarray | InputError:
+        try:
+            return load_image(src, color=color)
+        except InputError as exc:
+            return exc
+
+    if ahead <= 0 or len(images) < 2:
+        for src in images:
+            yield load(src)
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcface-decode")
+    try:
+        pending: deque = deque(pool.submit(load, src) for src in images[:ahead])
+        for src in images[ahead:]:
+            done = pending.popleft()
+            pending.append(pool.submit(load, src))
+            yield done.result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _model_name(part: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
 import cv2
@@ -31,7 +32,7 @@ def _run(argv):
 def fake_models(monkeypatch):
     made = []
 
-    def load(spec, need_detector):
+    def load(spec, need_detector, engine=("onnxruntime", "f32")):
         made.append(spec)
         return cli._Model(f"fake-{spec or 'default'}", PatternEmbedder(), FakeDetector(), "ab" * 32)
 
@@ -226,3 +227,25 @@ def test_calibrate_cli_real_pipeline(tmp_path, capsys, shared_data, vectron_dir)
     assert 0.0 < out["threshold"] < 0.9
     entry = json.loads(thr.read_text())["recognizers"][out["model_sha256"]]
     assert entry["threshold"] == out["threshold"] and entry["n_pairs"] == out["n_pairs"]
+    # calibrated again with another engine: stored under 'engines', the reference entry kept; each engine then
+    # reads its own threshold (FaceAnalyzer and the CLI alike)
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed")
+    args = [str(tmp_path / "pairs.csv"), "--far", "0.05", "--json", "--quiet", "--write", str(thr)]
+    assert main(["calibrate", *args, "--runtime", "openvino", "--precision", "f32"]) == 0
+    ov_out = json.loads(capsys.readouterr().out)
+    assert ov_out["engine"] == "openvino/f32"
+    entry = json.loads(thr.read_text())["recognizers"][out["model_sha256"]]
+    assert entry["threshold"] == out["threshold"] and entry["engine"] == "onnxruntime/f32"
+    assert entry["engines"]["openvino/f32"]["threshold"] == ov_out["threshold"]
+    from arcface.pipeline import FaceAnalyzer
+
+    ov = FaceAnalyzer(runtime="openvino", precision="f32", thresholds=thr).threshold
+    assert (ov.value, ov.engine, ov.source) == (ov_out["threshold"], "openvino/f32", str(thr))
+    assert "used with" not in ov.provenance  # its own calibration, no cross-engine note
+    ref = FaceAnalyzer(thresholds=thr).threshold
+    assert ref.value == out["threshold"]
+    # recalibrating the reference keeps the other engine's threshold
+    assert main(["calibrate", *args]) == 0
+    capsys.readouterr()
+    assert "openvino/f32" in json.loads(thr.read_text())["recognizers"][out["model_sha256"]]["engines"]

@@ -49,6 +49,9 @@ def test_config_reports_pack_digest_threshold_and_limits(make_app, analyzer):
     assert cfg["limits"]["max_upload_bytes"] == 123_456
     assert cfg["limits"]["max_pixels"] == 7_000_000
     assert cfg["galleries"]["persistent"] is False
+    # the engine running the models, and why; the threshold says which engine it applies to
+    assert cfg["engine"] == analyzer.engine.to_dict() and cfg["engine"]["reason"]
+    assert cfg["threshold"]["engine"] == f"{cfg['engine']['runtime']}/{cfg['engine']['precision']}"
 
 
 def test_openapi_lists_every_endpoint(client):

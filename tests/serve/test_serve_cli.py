@@ -28,6 +28,7 @@ def test_serve_is_registered():
     args = build_parser().parse_args(["serve", "--port", "9123", "--max-upload-mb", "2"])
     assert args.func.__module__ == "arcface.cli.serve"
     assert (args.host, args.port, args.max_upload_mb) == ("127.0.0.1", 9123, 2.0)
+    assert (args.runtime, args.precision) == ("auto", "auto")  # the service picks the engine per machine
 
 
 def test_serve_options_reach_the_app(captured, tmp_path, capsys):

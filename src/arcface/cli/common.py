@@ -22,12 +22,17 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flip", action="store_true", help="flip test-time augmentation for embeddings")
     g.add_argument(
         "--runtime",
-        choices=("onnxruntime", "openvino"),
-        default="onnxruntime",
-        help="inference engine (default onnxruntime)",
+        choices=("auto", "onnxruntime", "openvino"),
+        default="auto",
+        help="inference engine; auto (default): the faster installed engine on this CPU, measured once and cached "
+        "('arcface models list' shows the choice and why)",
     )
     g.add_argument(
-        "--precision", choices=("f32", "bf16"), default="f32", help="f32 (default) or bf16 (openvino, CPUs with bf16)"
+        "--precision",
+        choices=("auto", "f32", "bf16"),
+        default="auto",
+        help="auto (default): f32, or bf16 where the CPU has bf16 units and its measured accuracy passes the bars; "
+        "bf16 by name: OpenVINO on CPUs with AVX-512 BF16 or AMX",
     )
     g.add_argument(
         "--thresholds",

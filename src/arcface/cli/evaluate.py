@@ -27,16 +27,18 @@ class _Model:
     sha256: str | None
 
 
-def _load_model(spec: str | None, need_detector: bool) -> _Model:
+def _load_model(spec: str | None, need_detector: bool, engine: tuple[str, str] = ("onnxruntime", "f32")) -> _Model:
     from arcface.eval.models import model_digest, model_label, resolve_analyzer, resolve_embedder
     from arcface.models import parse_model
 
     is_file = spec is not None and parse_model(spec).kind != "pack"
     if is_file:
+        if engine != ("onnxruntime", "f32"):
+            raise InputError("--runtime/--precision apply to packs; a single model file runs on ONNX Runtime f32")
         embedder = resolve_embedder(spec)
         detector = resolve_analyzer(None).detector if need_detector else None
         return _Model(model_label(spec), embedder, detector, model_digest(spec))
-    analyzer = resolve_analyzer(spec)
+    analyzer = resolve_analyzer(spec, *engine)
     pack = getattr(analyzer, "pack", None)
     label = getattr(pack, "name", None) or model_label(spec)
     return _Model(label, analyzer.embedder, analyzer.detector, getattr(pack, "recognizer_sha256", None) or None)
@@ -130,6 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder that relative image paths in the pairs CSV are resolved against (default: the CSV's folder)",
     )
+    ca.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "openvino"),
+        default="onnxruntime",
+        help="engine to calibrate with (default onnxruntime, the reference); another engine's threshold is stored "
+        "under the recognizer's 'engines' table and used only with that engine",
+    )
+    ca.add_argument("--precision", choices=("f32", "bf16"), default="f32", help="precision of --runtime (default f32)")
     ca.add_argument("--flip", action="store_true", help="flip test-time augmentation (default off, as inference)")
     ca.add_argument("--batch-size", type=int, default=64)
     ca.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -328,6 +338,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.far < 1.0:
         raise InputError(f"--far must lie in (0, 1), got {args.far}")
+    engine = (args.runtime, args.precision)
     pairs_path = Path(args.pairs)
     skipped: list[str] = []
     unreadable: list[tuple[str, str]] = []
@@ -336,7 +347,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         scores, labels = read_scores_npz(pairs_path)
     else:
         pairs = read_pairs_csv(pairs_path, args.root)
-        model = _load_model(args.model, True)
+        model = _load_model(args.model, True, engine)
         ps = score_pairs(
             pairs,
             model.detector,
@@ -366,7 +377,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         )
     if args.write is not None:
         if model is None:
-            model = _load_model(args.model, False)
+            model = _load_model(args.model, False, engine)
         if not model.sha256:
             raise InputError("cannot store a threshold: the recognizer's SHA-256 is unknown")
         entry = calibration_entry(op, labels, pairs_path.name, model.label)
@@ -374,7 +385,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         target = Path(args.write)
         if target.resolve() == package_thresholds_path().resolve():
             raise InputError(f"--write {target}: the package's thresholds file is not written at run time")
-        write_threshold(target, model.sha256, entry)
+        result["engine"] = "/".join(engine)
+        write_threshold(target, model.sha256, entry, engine="/".join(engine))
         result["written_to"] = str(target)
         result["model_sha256"] = model.sha256
     if args.json:

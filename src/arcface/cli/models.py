@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from arcface.cli.common import print_json
+from arcface.runtime.cpu import cpu_info
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
     msub.required = True
     lp = msub.add_parser("list", help="packs found here (paths, checksums, licence), then every registered model")
-    lp.add_argument("--json", action="store_true", help='print {"packs": [...], "models": [...]}')
+    lp.add_argument(
+        "--json", action="store_true", help='print {"packs": [...], "models": [...], "cpu": ..., "engine": ...}'
+    )
     lp.set_defaults(func=cmd_list)
     ip = msub.add_parser("info", help="one registered model or pack: spec, digests, licence, published figures")
     ip.add_argument("name", help="registered model (w600k_mbf, scrfd_500m_bnkps, ...) or pack (buffalo_l, ...)")
@@ -25,9 +28,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     packs = list_packs()
     cards = [c.to_dict() for c in model_cards().values()]
+    engine = _default_engine()
     if args.json:
-        print_json({"packs": packs, "models": cards})
+        print_json({"packs": packs, "models": cards, "cpu": cpu_info().describe(), "engine": engine})
         return 0
+    print(f"this CPU: {cpu_info().describe()}")
+    if "error" in engine:
+        print(f"engine: unavailable ({engine['error']})")
+    else:
+        how = "cached timings" if engine["cached"] else "measured now"
+        print(f"engine for the default pack ({engine['pack']}): {engine['runtime']}/{engine['precision']} ({how})")
+        print(f"      why:        {engine['reason']}")
+        for name, ms in engine["timings_ms"].items():
+            print(f"      {name:<16}{ms:.1f} ms per workload (detector 640x640 + recognizer on 8 crops)")
+        for name, why in engine["excluded"].items():
+            print(f"      not {name}: {why}")
     print("packs on this machine:")
     for p in packs:
         if "error" in p:
@@ -45,6 +60,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         if figures:
             print(f"      published: {figures}")
     return 0
+
+
+def _default_engine() -> dict:
+    """The engine ``--runtime auto --precision auto`` picks for the default pack here (measured once, cached)."""
+    from arcface.errors import ArcFaceError
+    from arcface.models import resolve_pack
+    from arcface.pipeline import pack_engine
+
+    try:
+        pack = resolve_pack(None)
+        return {"pack": pack.name, **pack_engine(pack, "auto", "auto", None, None).to_dict()}
+    except ArcFaceError as exc:
+        return {"error": str(exc)}
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 from arcface.errors import InputError
 from arcface.eval.metrics import OperatingPoint, threshold_at_far
 from arcface.eval.report import atomic_write_text
+from arcface.thresholds import REFERENCE_ENGINE
 
 
 @dataclass
@@ -182,9 +183,17 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, far: float) -> OperatingPo
     return threshold_at_far(scores, labels, far)
 
 
-def write_threshold(path: str | os.PathLike[str], recognizer_sha256: str, entry: dict[str, Any]) -> Path:
-    """Merge ``entry`` under ``recognizers[recognizer_sha256]`` of a thresholds JSON file (atomic; the format
-    :mod:`arcface.thresholds` reads)."""
+def write_threshold(
+    path: str | os.PathLike[str], recognizer_sha256: str, entry: dict[str, Any], engine: str = REFERENCE_ENGINE
+) -> Path:
+    """Merge ``entry`` for ``recognizer_sha256`` into a thresholds JSON file (atomic; the format
+    :mod:`arcface.thresholds` reads).
+
+    ``engine`` (``"runtime/precision"``) is the engine the pairs were scored with. The recognizer's main entry is
+    replaced when it was calibrated with the same engine (or there is none); a threshold for another engine
+    goes under its ``"engines"`` table, so each engine keeps its own operating point. The main entry's
+    ``"engines"`` and ``"agreement"`` tables are kept.
+    """
     p = Path(path)
     data: dict[str, Any] = {"recognizers": {}}
     if p.is_file():
@@ -195,5 +204,13 @@ def write_threshold(path: str | os.PathLike[str], recognizer_sha256: str, entry:
         if not isinstance(data, dict) or not isinstance(data.get("recognizers", {}), dict):
             raise InputError(f"{p}: thresholds file must hold {{'recognizers': {{...}}}}")
         data.setdefault("recognizers", {})
-    data["recognizers"][recognizer_sha256] = entry
+    entry = {**entry, "engine": engine}
+    current = data["recognizers"].get(recognizer_sha256)
+    if not isinstance(current, dict) or current.get("engine", REFERENCE_ENGINE) == engine:
+        for table in ("engines", "agreement"):
+            if isinstance(current, dict) and isinstance(current.get(table), dict):
+                entry[table] = current[table]
+        data["recognizers"][recognizer_sha256] = entry
+    else:
+        current.setdefault("engines", {})[engine] = entry
     return atomic_write_text(p, json.dumps(data, indent=2, sort_keys=True) + "\n")

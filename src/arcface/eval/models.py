@@ -20,13 +20,13 @@ from arcface.embed.base import l2_normalize
 from arcface.errors import InputError
 
 
-def resolve_analyzer(model: str | None = None) -> Any:
-    """``FaceAnalyzer`` for a pack name or pack directory (``None``: the default pack); see
-    :func:`arcface.models.parse_model` for the accepted spellings."""
+def resolve_analyzer(model: str | None = None, runtime: str = "onnxruntime", precision: str = "f32") -> Any:
+    """``FaceAnalyzer`` for a pack name or pack directory (``None``: the default pack), on the given engine
+    (default: the reference, ONNX Runtime f32); see :func:`arcface.models.parse_model` for the spellings."""
     from arcface.models import resolve_pack
     from arcface.pipeline import FaceAnalyzer
 
-    return FaceAnalyzer(resolve_pack(model))
+    return FaceAnalyzer(resolve_pack(model), runtime=runtime, precision=precision)
 
 
 def resolve_embedder(model: str | None = None) -> Any:

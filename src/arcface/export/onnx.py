@@ -341,6 +341,7 @@ def _calibrate_export(run_dir: Path, out: Path, spec: ModelSpec, sha: str) -> di
     """Threshold of the exported file on the run's held-out images, written to ``thresholds.json`` beside it."""
     from arcface.embed.onnx import OnnxEmbedder
     from arcface.eval.calibration import write_threshold
+    from arcface.thresholds import REFERENCE_ENGINE
     from arcface.train.holdout import calibrate_holdout
 
     embedder = OnnxEmbedder(out, spec)
@@ -349,7 +350,8 @@ def _calibrate_export(run_dir: Path, out: Path, spec: ModelSpec, sha: str) -> di
         return None
     entry["model"] = out.name
     entry["model_sha256"] = sha
-    write_threshold(out.with_name("thresholds.json"), sha, entry)
+    entry["engine"] = REFERENCE_ENGINE  # embedded by ONNX Runtime f32 above
+    write_threshold(out.with_name("thresholds.json"), sha, entry, engine=REFERENCE_ENGINE)
     return entry
 
 

@@ -289,7 +289,10 @@ class FaceService:
                 "far": self.threshold.far,
                 "calibrated": self.threshold.calibrated,
                 "provenance": self.threshold.provenance,
+                "engine": self.threshold.engine,
+                "agreement": self.threshold.agreement,
             },
+            "engine": self.analyzer.engine.to_dict(),
             "limits": {
                 "max_upload_bytes": self.max_upload_bytes,
                 "max_pixels": self.max_pixels,

@@ -1,4 +1,4 @@
-"""Model sessions configured for this machine, created once per (file, settings) and reused.
+"""Model sessions configured for this machine, created once per (file, engine, settings) and reused.
 
 Two engines run an ONNX model here: ONNX Runtime (the default) and OpenVINO (``runtime="openvino"``, the
 ``openvino`` extra), whose CPU plugin can run in ``bf16`` on CPUs with AVX-512 BF16 or AMX (``precision``; ``f32``
@@ -66,6 +66,13 @@ def default_providers() -> list[str]:
 
 RUNTIMES = ("onnxruntime", "openvino")
 PRECISIONS = ("f32", "bf16")
+
+
+def openvino_available() -> bool:
+    """True when the ``openvino`` package (the ``openvino`` extra) is installed; it is not imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def get_session(
@@ -188,6 +195,11 @@ def private_session(model: str | os.PathLike | bytes, threads: int | None = None
     except Exception as exc:  # onnxruntime raises private exception types
         where = "model bytes" if isinstance(model, bytes) else str(model)
         raise ModelError(f"{where}: ONNX Runtime cannot load the model ({first_line(exc)})") from exc
+
+
+def shared_pool_threads() -> int | None:
+    """Intra-op threads of the process-wide ONNX Runtime pool, or ``None`` while none has been created."""
+    return _SHARED_POOL
 
 
 def use_shared_pool() -> None:

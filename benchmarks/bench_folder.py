@@ -1,0 +1,108 @@
+"""Folder throughput: ``analyze_many`` over real photos against the time of its two models alone.
+
+What ``arcface embed DIR`` runs (decode, letterbox, detect, decode boxes, align, embed in batches) is timed on the
+labelled photos of ../shared/data (deepface's and face_recognition's photos and the group photos: 77 files from
+465x745 to 2204x970 pixels), against the models alone on inputs prepared beforehand: one detector run per photo
+(two for photos that needed the padded retry) and the recognizer on the same crops in batches of 128. Rounds
+alternate the three contenders: the pipeline as it runs (JPEG decoding of the next photos overlapped with the
+models, ``decode_ahead=2``), the pipeline decoding in the caller's thread (``decode_ahead=0``), and the models
+alone; the ratio pipeline / models is the cost of everything around the models (issue target <= 1.2). A last
+line times JPEG decoding alone (OpenCV, full and reduced scale) on the same files.
+
+    python benchmarks/bench_folder.py [--runtime auto] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("ARCFACE_ORT_POOL", "shared")  # as the arcface command runs
+
+from arcface import FaceAnalyzer  # noqa: E402
+from arcface.detect.scrfd import letterbox  # noqa: E402
+from arcface.imageio import load_image  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def photos() -> list[Path]:
+    out = sorted((DATA / "deepface_by_identity").glob("*/*.jpg"))
+    out += sorted(p for p in (DATA / "face_recognition_by_identity").glob("*/*") if p.is_file())
+    out += sorted(p for p in (DATA / "multi_face").glob("*") if p.is_file())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    paths = photos()
+    if not paths:
+        raise SystemExit(f"no photos under {DATA}")
+    fa = FaceAnalyzer(runtime=args.runtime, precision=args.precision)
+    det, emb = fa.detector, fa.embedder
+    print(f"{len(paths)} photos; engine {fa.engine.engine} ({fa.engine.reason})")
+    # inputs of the models alone, prepared once: canvases (and padded canvases where the retry ran), crops
+    results = fa.analyze_many(paths, with_crops=True)
+    blobs = []
+    for p in paths:
+        img = load_image(p)
+        blobs.append(det.spec.preprocess(letterbox(img, det.input_size)[0][None]))
+        first = det._detect_batches([img], 1)[0]
+        if len(first) == 0:  # the padded retry ran a second canvas
+            blobs.append(det.spec.preprocess(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
+    crops = np.concatenate([np.stack([f.crop for f in faces]) for faces in results if faces])
+    crop_blobs = [emb.spec.preprocess(crops[i : i + fa.batch_size]) for i in range(0, len(crops), fa.batch_size)]
+    print(f"{len(crops)} faces; {len(blobs) - len(paths)} photos needed the padded retry")
+
+    serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0)
+
+    def pipeline() -> None:
+        fa.analyze_many(paths)
+
+    def pipeline_serial() -> None:
+        serial.analyze_many(paths)
+
+    def models() -> None:
+        for b in blobs:
+            det.session.run(det.output_names, {det.input_name: b})
+        for b in crop_blobs:
+            emb.session.run([emb.output_name], {emb.input_name: b})
+
+    contenders = (("pipeline", pipeline), ("serial decode", pipeline_serial), ("models", models))
+    times: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    for _, fn in contenders:
+        fn()
+    for r in range(args.rounds):
+        for name, fn in contenders[:: 1 if r % 2 == 0 else -1]:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    ratio = [a / b for a, b in zip(times["pipeline"], times["models"])]
+    overlap = [b / a for a, b in zip(times["pipeline"], times["serial decode"])]
+    for name, xs in times.items():
+        print(
+            f"{name:<9} {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}), "
+            f"{len(paths) / statistics.median(xs):.1f} photos/s"
+        )
+    print(f"pipeline / models alone: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})")
+    print(f"decode overlap speed-up: {statistics.median(overlap):.2f}x ({min(overlap):.2f}-{max(overlap):.2f})")
+    encoded = [np.frombuffer(p.read_bytes(), np.uint8) for p in paths]
+    for flag, what in ((cv2.IMREAD_COLOR, "full scale"), (cv2.IMREAD_REDUCED_COLOR_2, "1/2 scale")):
+        t = time.perf_counter()
+        for buf in encoded:
+            cv2.imdecode(buf, flag)
+        print(f"JPEG decoding alone, {what}: {time.perf_counter() - t:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
