@@ -1,4 +1,4 @@
-"""Gallery search at scale: numpy scan vs exact FAISS vs approximate FAISS (HNSW, IVF), one run.
+"""Gallery search at scale: exact scans (numpy, FAISS float32 / float16 / int8) vs approximate indexes, one run.
 
 ``--distribution faces`` (default): N enrolled people drawn from the statistics of real w600k_mbf embeddings
 (``../shared/data/embedding_stats.npz``, :mod:`arcface.gallery.synthetic`; generated pairs match the real
@@ -6,13 +6,21 @@ genuine/impostor cosines), one photo each; queries are another photo of an enrol
 photos of people not enrolled (open set). ``--distribution isotropic``: Gaussian directions, queries at cosine
 0.7 to their source (the hardest case, unlike real templates).
 
-For every backend: build time, growth of resident memory (RSS), bytes per vector, single-query latency
-p50/p99, batch-64 throughput, recall@1 against exact fp32 search (genuine queries), and the open-set false
-positive identification rate at the calibrated threshold (non-enrolled queries whose top-1 reaches it);
-then the speed ratio exact-FAISS / numpy measured in the same run. ``--json``: one JSON object per index.
+For every index: build time, growth of resident memory (RSS), bytes per vector, single-query latency
+p50/p99, batch-64 throughput, recall@1 against exact fp32 search (genuine queries), ``kept``: of the genuine
+queries that exact search identifies correctly (top-1 is their person), the share this index still does, and
+the open-set false positive identification rate at the calibrated threshold (non-enrolled queries whose top-1
+reaches it); then each index's single-query speed-up over the numpy scan, measured in the same run.
+``--json``: one JSON object per index.
+
+``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the
+numpy scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact
+scans over 2-/1-byte codes), ``flat-i8x2`` (int8 codes in two FAISS shards searched by two threads; not a
+gallery option yet), ``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8;
+slow to build), ``usearch-i8`` (usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
 
     python benchmarks/bench_gallery.py --n 200000 --json
-    python benchmarks/bench_gallery.py --n 200000 --ann hnsw,ivf   # HNSW build: ~20 min on 2 busy cores
+    python benchmarks/bench_gallery.py --n 200000 --indexes flat,numpy,flat-i8,hnsw-i8,usearch-i8
 """
 
 from __future__ import annotations
@@ -74,6 +82,50 @@ def make_faces(n: int, n_queries: int, seed: int, stats_path: Path) -> tuple[np.
     return data, queries, source, strangers
 
 
+class ShardedInt8:
+    """int8 codes (the gallery's fixed range) in ``shards`` FAISS indexes searched in parallel threads."""
+
+    def __init__(self, dim: int, shards: int = 2) -> None:
+        import faiss
+
+        from arcface.gallery.backends.faiss_index import int8_range
+
+        self.faiss, self.dim, self.shards = faiss, dim, shards
+        self.index = faiss.IndexShards(dim, True, True)  # threaded, successive ids
+        r = int8_range(dim)
+        self.parts = []
+        for _ in range(shards):
+            part = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT)
+            part.train(np.array([[-r] * dim, [r] * dim], np.float32))
+            self.parts.append(part)
+
+    def upsert(self, ids: np.ndarray, x: np.ndarray) -> None:
+        for k, part in enumerate(self.parts):
+            part.add(x[k * len(x) // self.shards : (k + 1) * len(x) // self.shards])
+            self.index.add_shard(part)
+
+    def search(self, q: np.ndarray, k: int):
+        return self.index.search(q, k)
+
+
+class UsearchInt8:
+    """usearch HNSW over int8 (inner product), built with all threads."""
+
+    def __init__(self, dim: int, connectivity: int = 32, expansion_add: int = 128, expansion_search: int = 256):
+        from usearch.index import Index
+
+        self.index = Index(ndim=dim, metric="ip", dtype="i8", connectivity=connectivity, expansion_add=expansion_add)
+        self.index.expansion_search = expansion_search
+
+    def upsert(self, ids: np.ndarray, x: np.ndarray) -> None:
+        self.index.add(ids, x, threads=os.cpu_count() or 1)
+
+    def search(self, q: np.ndarray, k: int):
+        m = self.index.search(q, k)
+        keys = np.asarray(m.keys, np.int64).reshape(len(q), -1)
+        return 1 - np.asarray(m.distances, np.float32).reshape(len(q), -1), keys
+
+
 def measure(
     name: str,
     factory,
@@ -82,6 +134,7 @@ def measure(
     k: int,
     exact_top1: np.ndarray | None,
     strangers: np.ndarray | None = None,
+    source: np.ndarray | None = None,
 ):
     gc.collect()
     rss0 = rss_bytes()
@@ -119,6 +172,9 @@ def measure(
         "p99_ms": float(np.percentile(lat_ms, 99)),
         "batch_qps": len(batch) / batch_s,
         "recall1": None if exact_top1 is None else float((top1 == exact_top1).mean()),
+        "kept": None
+        if exact_top1 is None or source is None
+        else float((top1[exact_top1 == source] == source[exact_top1 == source]).mean()),
         "top1": top1,
     }
     del index
@@ -132,13 +188,16 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=100, help="queries timed one by one (default 100)")
     ap.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
-    ap.add_argument("--ann", default="ivf", help="approximate indexes: ivf, hnsw or hnsw,ivf (HNSW builds slowly)")
+    ap.add_argument(
+        "--indexes",
+        default="flat,numpy,flat-f16,flat-i8,flat-i8x2,ivf,ivf-i8",
+        help="contenders, comma-separated (see the module docstring; hnsw, hnsw-i8 and usearch-i8 build slowly)",
+    )
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", type=int, default=128)
     ap.add_argument("--nlist", type=int, default=None, help="IVF cells (default 4*sqrt(N))")
     ap.add_argument("--nprobe", type=int, default=32)
-    ap.add_argument("--skip-numpy", action="store_true", help="leave out the numpy scan")
     ap.add_argument("--threads", type=int, default=None, help="FAISS OpenMP threads (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--distribution", choices=("faces", "isotropic"), default="faces")
@@ -169,42 +228,62 @@ def main() -> None:
         data, queries, source = make_data(args.n, args.dim, args.queries, args.seed)
     print(f"# {args.distribution} data generated in {time.perf_counter() - t:.1f} s")
 
+    names = [a.strip() for a in args.indexes.split(",") if a.strip()]
+    nlist = args.nlist or int(4 * np.sqrt(args.n))
+    hnsw = {"hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction, "ef_search": args.ef_search}
+    factories = {
+        "flat": (
+            "faiss-flat IndexFlatIP.search (exact)",
+            lambda: FaissIndex(args.dim, force="flat", exact_search="faiss"),
+        ),
+        "numpy": ("numpy scan (exact)", lambda: NumpyIndex(args.dim)),
+        "flat-f16": (
+            "faiss-flat float16 codes (exact scan)",
+            lambda: FaissIndex(args.dim, force="flat", storage="float16"),
+        ),
+        "flat-i8": ("faiss-flat int8 codes (exact scan)", lambda: FaissIndex(args.dim, force="flat", storage="int8")),
+        "flat-i8x2": ("faiss int8 codes, 2 shards in 2 threads", lambda: ShardedInt8(args.dim, 2)),
+        "ivf": (
+            f"faiss-ivf nlist={nlist} nprobe={args.nprobe}",
+            lambda: FaissIndex(args.dim, force="ivf", nlist=nlist, nprobe=args.nprobe),
+        ),
+        "ivf-i8": (
+            f"faiss-ivf int8 nlist={nlist} nprobe={args.nprobe}",
+            lambda: FaissIndex(args.dim, force="ivf", nlist=nlist, nprobe=args.nprobe, storage="int8"),
+        ),
+        "hnsw": (
+            f"faiss-hnsw M={args.hnsw_m} efS={args.ef_search}",
+            lambda: FaissIndex(args.dim, force="hnsw", **hnsw),
+        ),
+        "hnsw-i8": (
+            f"faiss-hnsw int8 M={args.hnsw_m} efS={args.ef_search}",
+            lambda: FaissIndex(args.dim, force="hnsw", storage="int8", **hnsw),
+        ),
+        "usearch-i8": (
+            f"usearch-hnsw int8 M={args.hnsw_m} efS={args.ef_search}",
+            lambda: UsearchInt8(args.dim, args.hnsw_m, args.ef_construction, args.ef_search),
+        ),
+    }
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise SystemExit(f"unknown --indexes {unknown}; choose from {', '.join(factories)}")
     rows = []
-    exact = measure(
-        "faiss-flat IndexFlatIP.search (exact)",
-        lambda: FaissIndex(args.dim, force="flat", exact_search="faiss"),
-        data,
-        queries,
-        args.k,
-        None,
-        strangers,
-    )
+    exact = measure(*factories["flat"], data, queries, args.k, None, strangers)
     exact["recall1"] = 1.0
-    rows.append(exact)
+    exact["kept"] = 1.0
+    exact["key"] = "flat"
+    if "flat" in names:
+        rows.append(exact)
     print(f"# exact top-1 equals the query's source vector for {(exact['top1'] == source).mean():.1%} of queries")
-    if not args.skip_numpy:
-        rows.append(
-            measure("numpy scan (exact)", lambda: NumpyIndex(args.dim), data, queries, args.k, exact["top1"], strangers)
-        )
-    for kind in [a.strip() for a in args.ann.split(",") if a.strip()]:
-        if kind == "hnsw":
-            name = f"faiss-hnsw M={args.hnsw_m} efC={args.ef_construction} efS={args.ef_search}"
-            factory = lambda: FaissIndex(  # noqa: E731
-                args.dim,
-                force="hnsw",
-                hnsw_m=args.hnsw_m,
-                ef_construction=args.ef_construction,
-                ef_search=args.ef_search,
-            )
-        elif kind == "ivf":
-            nlist = args.nlist or int(4 * np.sqrt(args.n))
-            name = f"faiss-ivf nlist={nlist} nprobe={args.nprobe}"
-            factory = lambda nlist=nlist: FaissIndex(  # noqa: E731
-                args.dim, force="ivf", nlist=nlist, nprobe=args.nprobe
-            )
-        else:
-            raise SystemExit(f"unknown --ann {kind!r}")
-        rows.append(measure(name, factory, data, queries, args.k, exact["top1"], strangers))
+    for key in names:
+        if key == "flat":
+            continue
+        row = measure(*factories[key], data, queries, args.k, exact["top1"], strangers, source)
+        row["key"] = key
+        rows.append(row)
+        if not args.json:
+            done = f"built in {row['build_s']:.1f} s, p50 {row['p50_ms']:.2f} ms, recall@1 {row['recall1']:.3f}"
+            print(f"# {row['backend']}: {done}", flush=True)
 
     if args.json:
         for r in rows:
@@ -221,6 +300,7 @@ def main() -> None:
                         "p99_ms": round(r["p99_ms"], 3),
                         "batch64_qps": round(r["batch_qps"], 1),
                         "recall_at_1": r["recall1"],
+                        "kept_correct": r["kept"],
                         "fpir_at_threshold": r["fpir_at_threshold"],
                         "threshold": THRESHOLD,
                     }
@@ -228,33 +308,21 @@ def main() -> None:
             )
         return
     print()
-    cols = ("build s", "RSS MiB", "p50 ms", "p99 ms", "b64 q/s", "recall@1")
-    header = f"{'backend':44s} " + " ".join(f"{c:>9s}" for c in cols)
+    cols = ("build s", "MiB", "B/vec", "p50 ms", "p99 ms", "b64 q/s", "recall@1", "kept")
+    header = f"{'index':48s} " + " ".join(f"{c:>9s}" for c in cols)
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['backend']:44s} {r['build_s']:9.2f} {r['rss_mib']:9.0f} {r['p50_ms']:9.2f} {r['p99_ms']:9.2f} "
-            f"{r['batch_qps']:9.1f} {r['recall1']:9.3f}"
+            f"{r['backend']:48s} {r['build_s']:9.2f} {r['rss_mib']:9.0f} {r['bytes_per_vector']:9.0f} "
+            f"{r['p50_ms']:9.2f} {r['p99_ms']:9.2f} {r['batch_qps']:9.1f} {r['recall1']:9.3f} {r['kept']:9.3f}"
         )
-    print()
-    by = {r["backend"].split()[0]: r for r in rows}
+    by = {r["key"]: r for r in rows}
     if "numpy" in by:
-        f, n = by["faiss-flat"], by["numpy"]
-        print(
-            f"speed ratio exact FAISS / numpy scan: single query {n['p50_ms'] / f['p50_ms']:.2f} (p50), "
-            f"batched {f['batch_qps'] / n['batch_qps']:.2f} (> 1: FAISS faster)"
-        )
-        print(
-            "(the gallery's FAISS backend answers exact searches with a numpy product over the IndexFlatIP "
-            "storage, exact_search='numpy', so it runs at the numpy scan's speed)"
-        )
-    for r in rows:
-        if r["backend"].startswith(("faiss-hnsw", "faiss-ivf")):
-            print(
-                f"{r['backend'].split()[0]} vs exact FAISS: p50 {by['faiss-flat']['p50_ms'] / r['p50_ms']:.1f}x "
-                f"faster, recall@1 {r['recall1']:.3f}, build {r['build_s']:.1f} s"
-            )
+        print()
+        for r in rows:
+            if r["key"] != "numpy":
+                print(f"{r['backend']}: single query {by['numpy']['p50_ms'] / r['p50_ms']:.2f}x the numpy scan's speed")
 
 
 if __name__ == "__main__":

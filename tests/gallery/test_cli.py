@@ -90,6 +90,17 @@ def test_gallery_cli_round_trip(people: Path, tmp_path: Path, capsys: pytest.Cap
 
     code, _, err = run(capsys, "gallery", "--db", db, "remove", "biden")
     assert code == 2 and "no identity named 'biden'" in err
+    # int8 / float16 codes in memory answer as float32 does, scores within the codes' rounding
+    probe = people / "obama/obama3.jpg"
+    plain = json.loads(run(capsys, "gallery", "--db", db, "search", probe, "--json")[1])
+    for storage, tol in (("int8", 4e-3), ("float16", 1e-3)):
+        code, out, err = run(capsys, "gallery", "--db", db, "search", probe, "--json", "--storage", storage)
+        assert code == 0, err
+        for a, b in zip(json.loads(out)["faces"], plain["faces"], strict=True):
+            assert a["identity"] == b["identity"]
+            assert abs(a["matches"][0]["similarity"] - b["matches"][0]["similarity"]) <= tol
+    code, _, err = run(capsys, "gallery", "--db", db, "search", probe, "--storage", "int8", "--backend", "numpy")
+    assert code == 2 and "--storage int8 needs the faiss backend" in err
     code, _, err = run(capsys, "gallery", "--db", tmp_path / "nothing", "list")
     assert code == 2 and "no gallery" in err
 

@@ -121,6 +121,13 @@ def _gallery_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--milvus-uri", default=argparse.SUPPRESS, help="Milvus URI for --backend milvus (default: DB/milvus.db)"
     )
+    p.add_argument(
+        "--storage",
+        default=argparse.SUPPRESS,
+        choices=("float32", "float16", "int8"),
+        help="how the FAISS index holds vectors in memory (default float32; int8: 4x the capacity, an exact scan "
+        "over 1-byte codes; the gallery files keep float32)",
+    )
 
 
 def _db_options(args: argparse.Namespace) -> tuple[Path, str, str | None]:
@@ -149,10 +156,16 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, index: bool = True):
+    from arcface.errors import InputError
     from arcface.gallery import EmbeddingContract, Gallery
 
     db, backend, milvus_uri = _db_options(args)
-    options = {"uri": milvus_uri} if milvus_uri and backend == "milvus" else {}
+    options: dict[str, Any] = {"uri": milvus_uri} if milvus_uri and backend == "milvus" else {}
+    storage = getattr(args, "storage", "float32")
+    if storage != "float32":
+        if backend not in ("auto", "faiss"):
+            raise InputError(f"--storage {storage} needs the faiss backend (got --backend {backend})")
+        backend, options["storage"] = "faiss", storage
     return Gallery(
         db,
         contract=EmbeddingContract.from_analyzer(analyzer) if analyzer is not None else None,

@@ -4,7 +4,9 @@
 tests) or ``http://host:19530`` / a Zilliz Cloud endpoint (with ``token``) for scale-out. The collection
 has an INT64 primary key ``id`` and a FLOAT_VECTOR field ``vector`` searched with the inner-product
 metric (cosine for unit vectors). The gallery rebuilds the collection from its own files when it opens,
-so Milvus only ever holds a copy.
+so Milvus only ever holds a copy. Every read asks for ``Strong`` consistency: a Milvus server's default
+(``Bounded``) would let a search or count miss what was just written (milvus-lite never shows this; a real
+server does, ``tests/gallery/test_milvus_server.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from arcface.errors import DependencyError, InputError, require
 from arcface.gallery.backends.base import check_ids, check_vectors, empty_result
 
 _BATCH = 2048
+_STRONG = "Strong"
 
 
 class MilvusIndex:
@@ -60,7 +63,7 @@ class MilvusIndex:
         self._count = 0
         if self._client.has_collection(collection):
             self._check_existing()
-            self._count = int(self._client.get_collection_stats(collection).get("row_count", 0))
+            self._count = self._row_count()
         else:
             self._create()
 
@@ -82,7 +85,7 @@ class MilvusIndex:
         schema.add_field("vector", pm.DataType.FLOAT_VECTOR, dim=self.dim)
         params = self._client.prepare_index_params()
         params.add_index(field_name="vector", index_type=self.index_type, metric_type="IP", params=self.index_params)
-        self._client.create_collection(self.collection, schema=schema, index_params=params)
+        self._client.create_collection(self.collection, schema=schema, index_params=params, consistency_level=_STRONG)
         self._count = 0
 
     def __len__(self) -> int:
@@ -111,7 +114,7 @@ class MilvusIndex:
             self._count = self._row_count()
 
     def _row_count(self) -> int:
-        res = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level=_STRONG)
         return int(res[0]["count(*)"]) if res else 0
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +128,7 @@ class MilvusIndex:
             limit=min(k, self._count),
             search_params={"metric_type": "IP", "params": self.search_params},
             output_fields=[],
+            consistency_level=_STRONG,
         )
         for r, row in enumerate(hits):
             for c, hit in enumerate(row):
