@@ -15,9 +15,9 @@ reaches it); then each index's single-query speed-up over the numpy scan, measur
 
 ``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the
 numpy scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact
-scans over 2-/1-byte codes), ``flat-i8x2`` (int8 codes in two FAISS shards searched by two threads; not a
-gallery option yet), ``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8;
-slow to build), ``usearch-i8`` (usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
+scans over 2-/1-byte codes, one scan shared by all cores), ``flat-i8-1t`` (the same int8 scan in one
+thread), ``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to
+build), ``usearch-i8`` (usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
 
     python benchmarks/bench_gallery.py --n 200000 --json
     python benchmarks/bench_gallery.py --n 200000 --indexes flat,numpy,flat-i8,hnsw-i8,usearch-i8
@@ -80,32 +80,6 @@ def make_faces(n: int, n_queries: int, seed: int, stats_path: Path) -> tuple[np.
     strangers = photos(stats, identities(stats, n_queries, rng), rng)
     del centres
     return data, queries, source, strangers
-
-
-class ShardedInt8:
-    """int8 codes (the gallery's fixed range) in ``shards`` FAISS indexes searched in parallel threads."""
-
-    def __init__(self, dim: int, shards: int = 2) -> None:
-        import faiss
-
-        from arcface.gallery.backends.faiss_index import int8_range
-
-        self.faiss, self.dim, self.shards = faiss, dim, shards
-        self.index = faiss.IndexShards(dim, True, True)  # threaded, successive ids
-        r = int8_range(dim)
-        self.parts = []
-        for _ in range(shards):
-            part = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT)
-            part.train(np.array([[-r] * dim, [r] * dim], np.float32))
-            self.parts.append(part)
-
-    def upsert(self, ids: np.ndarray, x: np.ndarray) -> None:
-        for k, part in enumerate(self.parts):
-            part.add(x[k * len(x) // self.shards : (k + 1) * len(x) // self.shards])
-            self.index.add_shard(part)
-
-    def search(self, q: np.ndarray, k: int):
-        return self.index.search(q, k)
 
 
 class UsearchInt8:
@@ -190,7 +164,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
     ap.add_argument(
         "--indexes",
-        default="flat,numpy,flat-f16,flat-i8,flat-i8x2,ivf,ivf-i8",
+        default="flat,numpy,flat-f16,flat-i8-1t,flat-i8,ivf,ivf-i8",
         help="contenders, comma-separated (see the module docstring; hnsw, hnsw-i8 and usearch-i8 build slowly)",
     )
     ap.add_argument("--hnsw-m", type=int, default=32)
@@ -242,7 +216,10 @@ def main() -> None:
             lambda: FaissIndex(args.dim, force="flat", storage="float16"),
         ),
         "flat-i8": ("faiss-flat int8 codes (exact scan)", lambda: FaissIndex(args.dim, force="flat", storage="int8")),
-        "flat-i8x2": ("faiss int8 codes, 2 shards in 2 threads", lambda: ShardedInt8(args.dim, 2)),
+        "flat-i8-1t": (
+            "faiss-flat int8 codes, 1 thread (exact scan)",
+            lambda: FaissIndex(args.dim, force="flat", storage="int8", search_threads=1),
+        ),
         "ivf": (
             f"faiss-ivf nlist={nlist} nprobe={args.nprobe}",
             lambda: FaissIndex(args.dim, force="ivf", nlist=nlist, nprobe=args.nprobe),

@@ -184,6 +184,33 @@ def test_int8_and_float16_storage_on_face_statistics(shared_data: Path) -> None:
     assert sizes == {"float16": 2 * 512, "int8": 512}
 
 
+@needs_faiss
+@pytest.mark.parametrize("storage", ["int8", "float16"])
+def test_split_exact_scan_equals_the_single_threaded_one(storage: str) -> None:
+    """An exact scan over codes shared by two threads (ranges of positions, partial top-k merged) returns what
+    one thread returns, removed entries included."""
+    from arcface.gallery.backends.faiss_index import SPLIT_MIN, FaissIndex
+
+    rng = np.random.default_rng(2)
+    n = 2 * SPLIT_MIN + 1_000
+    x = unit(rng.standard_normal((n, D)))
+    one, two = (FaissIndex(D, storage=storage, search_threads=t) for t in (1, 2))
+    for index in (one, two):
+        index.upsert(np.arange(n), x)
+        index.remove(np.arange(0, n, 20))  # dead entries in both ranges (kept in place: fewer than 4096)
+    assert one._dead == two._dead > 0
+    q = np.concatenate([x[[3, n // 2 + 5, n - 2]], unit(rng.standard_normal((1, D)))])
+    for row in q:
+        s1, i1 = one.search(row[None], 5)
+        s2, i2 = two.search(row[None], 5)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(s1, s2)
+        assert not np.isin(i2, np.arange(0, n, 20)).any()
+    assert two._pool is not None and one._pool is None  # two threads were used, one thread never split
+    two.close()
+    assert two._pool is None
+
+
 def test_bad_backend_arguments() -> None:
     with pytest.raises(InputError, match="unknown gallery backend"):
         make_index("annoy", D)
