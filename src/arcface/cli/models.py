@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if "error" in engine:
         print(f"engine: unavailable ({engine['error']})")
     else:
-        how = "cached timings" if engine["cached"] else "measured now"
+        how = "cached timings" if engine["cached"] else "measured now" if engine["timings_ms"] else "nothing to measure"
         print(f"engine for the default pack ({engine['pack']}): {engine['runtime']}/{engine['precision']} ({how})")
         print(f"      why:        {engine['reason']}")
         for name, ms in engine["timings_ms"].items():

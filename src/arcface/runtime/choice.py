@@ -257,7 +257,8 @@ def choose_engine(
     if len(allowed) == 1:
         rt, pr = allowed[0].split("/")
         fixed = runtime != "auto" and precision != "auto"
-        why = "chosen by name" if fixed else f"the only allowed engine ({'; '.join(excluded.values()) or 'none other'})"
+        others = "; ".join(dict.fromkeys(excluded.values())) or "no other candidate"
+        why = "chosen by name" if fixed else f"the only allowed engine ({others})"
         return EngineChoice(rt, pr, why, {}, excluded, cpu.describe())
     versions = _versions()
     path = engine_cache_path()
