@@ -14,7 +14,6 @@ import json
 import os
 import pickle
 import resource
-import socket
 import struct
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from net import free_port
 
 GiB = 1 << 30
 AS_LIMIT = 3 * GiB
@@ -149,12 +150,6 @@ def test_cli_eval_bin_pickle_runs_no_code(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------- service
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -166,7 +161,7 @@ def _peak_rss(pid: int) -> int:
 def live_service(tmp_path_factory):
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("uvicorn")
-    port = _free_port()
+    port = free_port()
     root = tmp_path_factory.mktemp("svc")
 
     def limit() -> None:

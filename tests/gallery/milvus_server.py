@@ -4,20 +4,15 @@ etcd and local storage), started on free loopback ports in a folder of the test 
 from __future__ import annotations
 
 import importlib.util
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from net import free_port
+
 
 def available() -> bool:
     return importlib.util.find_spec("milvus") is not None and importlib.util.find_spec("pymilvus") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MilvusServer:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
+
+from net import free_port
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -174,12 +175,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_rate_one_equals_full_fc_two_processes_gloo(tmp_path) -> None:
     """Loss, local embedding gradients and each shard's weight gradient equal the full-FC ones on the
     concatenated batch (plain centers and K = 2 sub-centers)."""
@@ -188,7 +183,7 @@ def test_rate_one_equals_full_fc_two_processes_gloo(tmp_path) -> None:
 
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     for k in SUBCENTERS:
         w, x, y = _global_problem()
         w = w[: N_CLASSES * k].clone().requires_grad_()

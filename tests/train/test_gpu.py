@@ -3,10 +3,10 @@ CUDA execution provider. Skipped without CUDA; run on a GPU machine with ``pytho
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
+
+from net import free_port
 
 torch = pytest.importorskip("torch")
 
@@ -47,17 +47,11 @@ def test_amp_trains_on_cuda(tmp_path, amp):
         assert t.scaler.get_scale() > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_nccl_single_process_group_with_partial_fc(tmp_path, monkeypatch):
     import torch.distributed as dist
 
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("LOCAL_RANK", "0")

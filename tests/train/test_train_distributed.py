@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
+
+from net import free_port
 
 torch = pytest.importorskip("torch")
 
@@ -86,12 +87,6 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_step_equals_single_process_step(tmp_path):
     from arcface.train.trainer import Trainer
 
@@ -104,7 +99,7 @@ def test_two_process_step_equals_single_process_step(tmp_path):
     )
     losses = [single.train_step(bx, by) for bx, by in _batches(x, y)]
 
-    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    torch.multiprocessing.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD))
     for name, want in single.backbone.state_dict().items():
         torch.testing.assert_close(r0["backbone"][name], want, rtol=1e-4, atol=1e-5, msg=name)

@@ -109,10 +109,9 @@ def agreement_allows(record: dict[str, Any] | None, precision: str) -> tuple[boo
 
 
 def _candidates(runtime: str, precision: str, agreement: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
-    from arcface.runtime.sessions import PRECISIONS, RUNTIMES, openvino_available
+    from arcface.runtime.sessions import openvino_available
 
-    if runtime not in (*RUNTIMES, "auto") or precision not in (*PRECISIONS, "auto"):
-        raise ModelError(f"runtime must be one of {(*RUNTIMES, 'auto')} and precision one of {(*PRECISIONS, 'auto')}")
+    check_engine_names(runtime, precision)
     cpu = cpu_info()
     allowed, excluded = [], {}
     for rt, pr in (("onnxruntime", "f32"), ("openvino", "f32"), ("openvino", "bf16")):

@@ -82,6 +82,14 @@ def parse_cpuinfo(text: str, cores: int) -> CpuInfo:
     return CpuInfo(model=model, vendor=vendor, cores=cores, features=frozenset(flags & set(FEATURES)))
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; all cores where the OS has no such call)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     """This machine's :class:`CpuInfo` (cores: those this process may run on)."""
@@ -89,8 +97,4 @@ def cpu_info() -> CpuInfo:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        cores = os.cpu_count() or 1
-    return parse_cpuinfo(text, cores)
+    return parse_cpuinfo(text, usable_cores())

@@ -49,13 +49,10 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 def default_threads() -> int:
     """Intra-op threads: ``ARCFACE_THREADS`` if set, else the number of usable CPU cores."""
+    from arcface.runtime.cpu import usable_cores
+
     env = os.environ.get("ARCFACE_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else usable_cores()
 
 
 def default_providers() -> list[str]:

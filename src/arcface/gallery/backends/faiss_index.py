@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -35,13 +34,6 @@ STORAGES = ("float32", "float16", "int8")
 
 #: Fewest vectors per thread for a split exact scan (below it one thread is faster).
 SPLIT_MIN = 25_000
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
 
 
 def int8_range(dim: int) -> float:
@@ -110,7 +102,11 @@ class FaissIndex:
         self.force = force
         self.exact_search = exact_search
         self.storage: Storage = storage
-        self.search_threads = max(1, int(search_threads or _usable_cores()))
+        if not search_threads:
+            from arcface.runtime.cpu import usable_cores  # imported here: plain galleries need no model engine
+
+            search_threads = usable_cores()
+        self.search_threads = max(1, int(search_threads))
         self._pool: ThreadPoolExecutor | None = None
         self.reset()
 
