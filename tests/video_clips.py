@@ -1,7 +1,11 @@
-"""Synthetic face clips for the video tests, made from the labelled photos in ../shared/data (see test_video.py)."""
+"""Synthetic face clips for the video tests, made from the labelled photos in ../shared/data (see test_video.py),
+and a loopback MJPEG camera."""
 
 from __future__ import annotations
 
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -71,3 +75,37 @@ def make_clip(analyzer, shared_data: Path, root: Path) -> dict:
     for name, photo in (("obama", people / "obama" / "obama.jpg"), ("biden", people / "biden" / "biden.jpg")):
         gallery.enroll(name, largest_face(analyzer.analyze(photo)).embedding, contract=contract)
     return {"path": path, "truth": truth, "gallery": gallery, "root": root}
+
+
+class MjpegCamera:
+    """An MJPEG-over-HTTP camera on loopback showing one face, until stopped."""
+
+    def __init__(self, image_rgb: np.ndarray) -> None:
+        jpg = cv2.imencode(".jpg", image_rgb[..., ::-1])[1].tobytes()
+        stopping = self.stopping = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()
+                while not stopping.is_set():
+                    try:
+                        self.wfile.write(head + jpg + b"\r\n")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(0.04)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -124,3 +124,77 @@ def test_every_response_has_a_request_id_and_one_access_log_line(keyed_server, v
     assert any(line.startswith("GET /healthz 200 ") and line.endswith("id=trace-42") for line in lines)
     denied = [line for line in lines if line.startswith("POST /v1/verify 401 ")]
     assert len(denied) == 1 and KEY not in denied[0] and "wrong" not in denied[0]
+
+
+def test_client_against_a_separate_arcface_serve_process(tmp_path, analyzer, vectron_dir, shared_data):
+    """The README's way: ``arcface serve`` in its own process on loopback (real pack, real HTTP, API key from a
+    file), driven by the client; the galleries it writes survive a restart of the process."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from net import free_port
+
+    pytest.importorskip("uvicorn")
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    root = tmp_path / "galleries"
+    people = shared_data / "face_recognition_by_identity"
+
+    logs = []
+
+    def start() -> tuple[subprocess.Popen, Client]:
+        port = free_port()
+        logs.append(tmp_path / f"serve-{port}.log")
+        log = open(logs[-1], "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arcface", "serve", "--port", str(port), "--gallery-root", str(root),
+             "--api-key-file", str(key_file), "--runtime", "onnxruntime", "--log-level", "info"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        c = Client(f"http://127.0.0.1:{port}", api_key=KEY, timeout=60)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                c.config()
+                return proc, c
+            except ServiceError as exc:
+                if exc.code != "unreachable" or proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError((tmp_path / f"serve-{port}.log").read_text()) from exc
+                time.sleep(0.3)
+
+    def stop(proc: subprocess.Popen) -> None:
+        proc.terminate()
+        # uvicorn shuts down on SIGTERM (the app's shutdown closes the galleries), then re-raises the signal
+        assert proc.wait(timeout=30) in (0, -15)
+        text = logs[-1].read_text()
+        assert "Application shutdown complete" in text, text
+        assert "POST /v1/verify 200" in text or "POST /v1/identify 200" in text  # one access line per request
+        assert KEY not in text  # the key never reaches the log
+
+    proc, c = start()
+    try:
+        cfg = c.config()
+        assert cfg["engine"]["runtime"] == "onnxruntime" and cfg["galleries"]["persistent"] is True
+        a, b = vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg"
+        ref = analyzer.verify(a, b)
+        assert c.verify(a, b).similarity == pytest.approx(ref.similarity, abs=1e-5)
+        c.create_gallery("staff")
+        c.enroll("staff", "obama", [people / "obama" / "obama.jpg", people / "obama" / "obama2.jpg"])
+        c.enroll("staff", "biden", [people / "biden" / "biden.jpg"])
+        found = {r.identity for _, r in c.identify(shared_data / "multi_face" / "obama_and_biden.jpg", "staff")}
+        assert {"obama", "biden"} <= found
+        with pytest.raises(ServiceError) as err:
+            Client(c.url, api_key="wrong").galleries()
+        assert err.value.status == 401
+    finally:
+        stop(proc)
+    proc, c = start()  # a new process on the same gallery folder
+    try:
+        assert {i["name"]: i["images"] for i in c.identities("staff")} == {"obama": 2, "biden": 1}
+        answers = c.identify(people / "obama" / "obama1_test.jpg", "staff")
+        assert [r.identity for _, r in answers] == ["obama"]
+    finally:
+        stop(proc)

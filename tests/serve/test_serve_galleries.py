@@ -139,3 +139,72 @@ def test_in_memory_galleries(make_app, photos):
         assert _ok(c.patch("/v1/galleries/tmp/identities/AC/DC", json={"name": "AC-DC"}))["name"] == "AC-DC"
         assert _ok(c.delete("/v1/galleries/tmp/identities/AC-DC"))["deleted"] == "AC-DC"
         assert [i["name"] for i in _ok(c.get("/v1/galleries/tmp/identities"))["identities"]] == ["a"]
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_thumbnails_follow_the_identity(make_app, analyzer, shared_data, tmp_path, persistent):
+    """Enrolment keeps the first photo's aligned face as a 112x112 JPEG keyed by the identity's id: it is that
+    person's face (its embedding matches the enrolled one), survives a rename, is replaced by ``replace``, and
+    goes with the identity; ``thumbnails=False`` keeps none."""
+    people = shared_data / "face_recognition_by_identity"
+    obama, obama2, biden = (
+        people / "obama" / "obama.jpg",
+        people / "obama" / "obama2.jpg",
+        people / "biden" / "biden.jpg",
+    )
+    root = tmp_path / "g" if persistent else None
+    with TestClient(make_app(gallery_root=root)) as c:
+        _ok(c.post("/v1/galleries/t"), 201)
+        info = _ok(
+            c.post("/v1/galleries/t/identities", data={"name": "obama"}, files=[("images", ("o", obama.read_bytes()))]),
+            201,
+        )
+        assert info["thumbnail"] is True
+        url = f"/v1/galleries/t/thumbnails/{info['id']}.jpg"
+        resp = c.get(url)
+        assert resp.status_code == 200 and resp.headers["content-type"] == "image/jpeg"
+        thumb = decode_image(resp.content, "thumbnail")
+        assert thumb.shape == (112, 112, 3)
+        emb = analyzer.embedder.embed(thumb[None])[0]
+        enrolled = largest_face(analyzer.analyze(obama)).embedding
+        assert float(emb @ enrolled) > 0.95  # the stored crop is the enrolled face (JPEG costs a little)
+        if persistent:
+            assert (root / "t" / "thumbnails" / f"{info['id']}.jpg").is_file()
+        # extending keeps the first thumbnail; a rename keeps it (same id)
+        _ok(
+            c.post(
+                "/v1/galleries/t/identities", data={"name": "obama"}, files=[("images", ("o2", obama2.read_bytes()))]
+            ),
+            201,
+        )
+        assert c.get(url).content == resp.content
+        renamed = _ok(c.patch("/v1/galleries/t/identities/obama", json={"name": "barack"}))
+        assert renamed["id"] == info["id"] and renamed["thumbnail"] is True
+        assert c.get(url).content == resp.content
+        # replace: a new thumbnail, from the new photo
+        rep = _ok(
+            c.post(
+                "/v1/galleries/t/identities",
+                data={"name": "barack", "replace": "true"},
+                files=[("images", ("o2", obama2.read_bytes()))],
+            ),
+            201,
+        )
+        assert c.get(f"/v1/galleries/t/thumbnails/{rep['id']}.jpg").content != resp.content
+        # removing the identity removes its thumbnail
+        _ok(c.delete("/v1/galleries/t/identities/barack"))
+        assert _code(c.get(f"/v1/galleries/t/thumbnails/{rep['id']}.jpg"), 404) == "thumbnail_not_found"
+        if persistent:
+            assert list((root / "t" / "thumbnails").iterdir()) == []
+        assert _code(c.get("/v1/galleries/t/thumbnails/x.jpg"), 422) == "invalid_request"
+        assert _code(c.get("/v1/galleries/nope/thumbnails/0.jpg"), 404) == "gallery_not_found"
+    with TestClient(make_app(gallery_root=root and tmp_path / "off", thumbnails=False)) as c:
+        _ok(c.post("/v1/galleries/t"), 201)
+        info = _ok(
+            c.post("/v1/galleries/t/identities", data={"name": "joe"}, files=[("images", ("b", biden.read_bytes()))]),
+            201,
+        )
+        assert info["thumbnail"] is False and _ok(c.get("/v1/config"))["galleries"]["thumbnails"] is False
+        assert c.get(f"/v1/galleries/t/thumbnails/{info['id']}.jpg").status_code == 404
+        if persistent:
+            assert not (tmp_path / "off" / "t" / "thumbnails").exists()

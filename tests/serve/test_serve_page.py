@@ -161,7 +161,7 @@ def test_galleries_and_identify_pages(browser, live_server, shared_data, tmp_pat
     enrol("obama", [people / "obama" / "obama.jpg", people / "obama" / "obama2.jpg"])
     enrol("biden", [people / "biden" / "biden.jpg", people / "biden" / "biden2.jpg"])
     rows = {r.get_attribute("data-name"): r for r in browser.find_elements(By.CSS_SELECTOR, "#people tr")}
-    assert set(rows) == {"obama", "biden"} and rows["obama"].find_elements(By.TAG_NAME, "td")[1].text == "2"
+    assert set(rows) == {"obama", "biden"} and rows["obama"].find_elements(By.TAG_NAME, "td")[2].text == "2"
     assert browser.save_screenshot(str(shot / "serve_galleries.png"))
     with httpx.Client(base_url=live_server.url) as c:  # the page's changes are the service's state
         names = {i["name"] for i in c.get("/v1/galleries/web-team/identities").json()["identities"]}
@@ -220,3 +220,234 @@ def test_compare_a_chosen_face_of_a_group_photo(browser, live_server, shared_dat
     assert float(sim_el.get_attribute("data-similarity")) == pytest.approx(chosen["similarity"], abs=1e-6)
     assert chosen["images"]["image_a"]["used"] == target
     assert f"face {target + 1}, in green, was compared" in browser.find_element(By.ID, "faces-a").text
+
+
+def _shot_dir(tmp_path: Path) -> Path:
+    shot = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shot.mkdir(parents=True, exist_ok=True)
+    return shot
+
+
+def test_galleries_page_thumbnails_rename_and_folder_upload(browser, live_server, shared_data, tmp_path):
+    """Enrol a folder of sub-folders (one person each, photos outside a sub-folder skipped), see each person's
+    face thumbnail, rename a person in place."""
+    import shutil as sh
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    people = shared_data / "face_recognition_by_identity"
+    folder = tmp_path / "staff"  # a user's folder: staff/<person>/<photos>, plus a stray photo at the top
+    for person, names in (("obama", ["obama.jpg", "obama2.jpg"]), ("biden", ["biden.jpg", "biden2.jpg"])):
+        (folder / person).mkdir(parents=True)
+        for n in names:
+            sh.copyfile(people / person / n, folder / person / n)
+    sh.copyfile(people / "obama" / "obama.jpg", folder / "stray.jpg")
+    (folder / "biden" / "notes.txt").write_text("not a photo")
+
+    httpx.post(live_server.url + "/v1/galleries/web-folder").raise_for_status()
+    browser.get(live_server.url + "/galleries?gallery=web-folder")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: "people in web-folder" in status.text)
+    browser.find_element(By.ID, "folder").send_keys(str(folder))
+    browser.find_element(By.ID, "enroll-folder").click()
+    WebDriverWait(browser, 90).until(lambda d: "Enrolled 2 people" in status.text or "Error" in status.text)
+    assert "Skipped 1 photo(s) outside a person's sub-folder" in status.text, status.text
+    with httpx.Client(base_url=live_server.url) as c:
+        got = {i["name"]: i for i in c.get("/v1/galleries/web-folder/identities").json()["identities"]}
+    assert {n: i["images"] for n, i in got.items()} == {"obama": 2, "biden": 2}
+
+    # every person's row shows the thumbnail kept at enrolment (decoded by the browser: 112x112)
+    def thumbs_loaded(d):
+        sizes = d.execute_script(
+            "return Array.from(document.querySelectorAll('#people img.thumb')).map(i => i.naturalWidth);"
+        )
+        return sizes if len(sizes) == 2 and all(s == 112 for s in sizes) else False
+
+    assert WebDriverWait(browser, 30).until(thumbs_loaded)
+    assert browser.save_screenshot(str(_shot_dir(tmp_path) / "serve_galleries_thumbnails.png"))
+
+    # rename in place: the Rename button turns the name into a field; Enter saves
+    browser.find_element(By.CSS_SELECTOR, "#people tr[data-name='biden'] button.rename").click()
+    field = browser.find_element(By.CSS_SELECTOR, "#people tr[data-name='biden'] input.rename-input")
+    field.clear()
+    field.send_keys("joe biden", Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: "Renamed biden to joe biden" in status.text or "Error" in status.text)
+    rows = [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#people tr")]
+    assert sorted(rows) == ["joe biden", "obama"], (rows, status.text)
+    with httpx.Client(base_url=live_server.url) as c:
+        joe = c.get("/v1/galleries/web-folder/identities/joe biden").json()
+    assert joe["id"] == got["biden"]["id"] and joe["thumbnail"] is True  # same identity, thumbnail kept
+    # photos dropped on the enrolment panel (a real drop event carrying files) enrol a person
+    import base64
+
+    kit = next(p for p in sorted((people / "kit_harington").iterdir()) if p.suffix.lower() in (".jpg", ".jpeg"))
+    browser.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], arguments[1], { type: "image/jpeg" }));
+        const drop = new DragEvent("drop", { dataTransfer: dt, bubbles: true });
+        document.getElementById("enrol-panel").dispatchEvent(drop);""",
+        base64.b64encode(kit.read_bytes()).decode(),
+        kit.name,
+    )
+    WebDriverWait(browser, 10).until(lambda d: "1 photo(s) ready" in status.text)
+    browser.find_element(By.ID, "person").send_keys("kit")
+    browser.find_element(By.ID, "enroll").click()
+    WebDriverWait(browser, 60).until(lambda d: "Enrolled kit (1 photos)" in status.text or "Error" in status.text)
+    assert "Enrolled kit (1 photos)" in status.text, status.text
+
+    # a name taken by someone else is refused with the service's message
+    browser.find_element(By.CSS_SELECTOR, "#people tr[data-name='obama'] button.rename").click()
+    field = browser.find_element(By.CSS_SELECTOR, "#people tr[data-name='obama'] input.rename-input")
+    field.clear()
+    field.send_keys("joe biden", Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: "Error" in status.text)
+    assert "409" in status.text and "already exists" in status.text
+
+
+def test_video_page_tracks_an_uploaded_clip(browser, live_server, analyzer, shared_data, tmp_path):
+    import sys
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    pytest.importorskip("scipy")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_clips import make_clip
+
+    clip = make_clip(analyzer, shared_data, tmp_path / "clip")
+    people = shared_data / "face_recognition_by_identity"
+    with httpx.Client(base_url=live_server.url, timeout=60) as c:
+        c.post("/v1/galleries/web-video").raise_for_status()
+        for name in ("obama", "biden"):
+            files = {"images": (f"{name}.jpg", (people / name / f"{name}.jpg").read_bytes())}
+            c.post("/v1/galleries/web-video/identities", data={"name": name}, files=files).raise_for_status()
+    browser.get(live_server.url + "/video")
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "gallery").get_attribute("data-ready"))
+    Select(browser.find_element(By.ID, "gallery")).select_by_value("web-video")
+    browser.find_element(By.ID, "detect-every").clear()
+    browser.find_element(By.ID, "detect-every").send_keys("3")
+    browser.find_element(By.ID, "clip").send_keys(str(clip["path"]))
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 120).until(lambda d: "tracks" in status.text or "Error" in status.text)
+    assert status.text.startswith("60 frames"), status.text
+    shown = [r.get_attribute("data-identity") for r in browser.find_elements(By.CSS_SELECTOR, "#events tr")]
+    assert {"obama", "biden"} <= set(shown), shown
+    assert browser.save_screenshot(str(_shot_dir(tmp_path) / "serve_video.png"))
+
+
+def test_settings_page_shows_the_threshold_and_overrides_it_for_this_browser(
+    browser, live_server, vectron_dir, tmp_path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    config = httpx.get(live_server.url + "/v1/config").json()
+    browser.get(live_server.url + "/settings")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: status.text == "Ready.")
+
+    def shown(key: str) -> str:
+        return browser.find_element(By.CSS_SELECTOR, f"#threshold-info dd[data-key='{key}']").text
+
+    assert shown("value") == f"{config['threshold']['value']:.4f} (cosine)"
+    assert shown("provenance") == config["threshold"]["provenance"]
+    assert shown("override") == "uses the server's"
+    assert browser.save_screenshot(str(_shot_dir(tmp_path) / "serve_settings.png"))
+    # an out-of-range value is refused; a valid one is used by the Compare page
+    browser.find_element(By.ID, "threshold").send_keys("1.5")
+    browser.find_element(By.ID, "save-threshold").click()
+    WebDriverWait(browser, 10).until(lambda d: "between -1 and 1" in status.text)
+    browser.find_element(By.ID, "threshold").clear()
+    browser.find_element(By.ID, "threshold").send_keys("0.05")
+    browser.find_element(By.ID, "save-threshold").click()
+    WebDriverWait(browser, 10).until(lambda d: "decides at 0.0500" in status.text)
+    assert shown("override") == "0.0500 (override)"
+    try:
+        browser.get(live_server.url + "/")
+        browser.find_element(By.ID, "file-a").send_keys(str(vectron_dir / "gdp.jpg"))
+        browser.find_element(By.ID, "file-b").send_keys(str(vectron_dir / "yaoming.jpg"))
+        sim = browser.find_element(By.ID, "similarity")
+        WebDriverWait(browser, 60).until(lambda d: sim.get_attribute("data-similarity"))
+        assert browser.find_element(By.ID, "threshold").text == "0.0500"
+        same = float(sim.get_attribute("data-similarity")) >= 0.05
+        assert browser.find_element(By.ID, "verdict").text == ("Same person" if same else "Different people")
+    finally:
+        browser.get(live_server.url + "/settings")
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "status").text == "Ready.")
+        browser.find_element(By.ID, "reset-threshold").click()
+        WebDriverWait(browser, 10).until(
+            lambda d: "uses the server's threshold" in d.find_element(By.ID, "status").text
+        )
+
+
+def test_every_page_links_every_other(browser, live_server):
+    from selenium.webdriver.common.by import By
+
+    pages = {
+        "Compare": "/",
+        "Identify": "/identify",
+        "Galleries": "/galleries",
+        "Video": "/video",
+        "Settings": "/settings",
+    }
+    for label, path in pages.items():
+        browser.get(live_server.url + path)
+        links = {a.text: a for a in browser.find_elements(By.CSS_SELECTOR, "#nav a")}
+        assert list(links) == [*pages, "API"], (path, list(links))
+        assert links[label].get_attribute("aria-current") == "page"
+        assert httpx.get(live_server.url + path).status_code == 200
+
+
+def test_video_page_watches_a_stream_monitor(browser, make_app, wheel_images, tmp_path):
+    """Start a monitor on a loopback MJPEG camera from the page, see its live preview (the page reads the MJPEG
+    parts through fetch, with the API key), then stop it."""
+    import sys
+
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("scipy")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from arcface.serve.runner import serve_in_thread
+    from video_clips import MjpegCamera
+
+    cam = MjpegCamera(wheel_images["yaoming.jpg"])
+    app = make_app(gallery_root=tmp_path / "g", api_key="page-key", monitor_sources=("http://127.0.0.1:",))
+    server = serve_in_thread(app)
+    try:
+        browser.get(server.url + "/video")
+        browser.execute_script("localStorage.setItem('arcface-api-key', 'page-key');")
+        browser.get(server.url + "/video")
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "gallery").get_attribute("data-ready"))
+        browser.find_element(By.ID, "source").send_keys(cam.url)
+        browser.find_element(By.ID, "start").click()
+        status = browser.find_element(By.ID, "status")
+        WebDriverWait(browser, 30).until(lambda d: "Monitoring" in status.text or "Error" in status.text)
+        assert "Monitoring " + cam.url in status.text, status.text
+        # the preview shows the camera's frames (decoded by the browser at the camera's size)
+        h, w = wheel_images["yaoming.jpg"].shape[:2]
+        WebDriverWait(browser, 60).until(
+            lambda d: d.execute_script("return document.getElementById('preview').naturalWidth;") == w
+        )
+        assert browser.execute_script("return document.getElementById('preview').naturalHeight;") == h
+        # the table is redrawn every 2 s: read and click through fresh lookups
+        WebDriverWait(browser, 30).until(lambda d: "running" in d.find_element(By.ID, "monitors").text)
+
+        def click_stop(d) -> bool:
+            try:
+                d.find_element(By.CSS_SELECTOR, "#monitors tr[data-monitor] button.danger").click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        WebDriverWait(browser, 10).until(click_stop)
+        WebDriverWait(browser, 30).until(lambda d: "Stopped monitor" in status.text)
+        assert httpx.get(server.url + "/v1/monitors", headers={"X-API-Key": "page-key"}).json()["monitors"] == []
+    finally:
+        server.stop()
+        cam.close()

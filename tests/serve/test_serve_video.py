@@ -5,18 +5,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 pytest.importorskip("scipy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from arcface.gallery import Gallery  # noqa: E402
-from video_clips import make_clip  # noqa: E402
+from video_clips import MjpegCamera, make_clip  # noqa: E402
 
 
 def test_uploaded_clip_gives_identified_tracks(make_app, analyzer, shared_data, tmp_path) -> None:
@@ -40,42 +37,8 @@ def test_uploaded_clip_gives_identified_tracks(make_app, analyzer, shared_data, 
         assert c.post("/v1/video", data={"gallery": "nobody"}, files={"video": ("c.mp4", data)}).status_code == 404
 
 
-class _Camera:
-    """An MJPEG-over-HTTP camera on loopback showing one face, until stopped."""
-
-    def __init__(self, image_rgb: np.ndarray) -> None:
-        jpg = cv2.imencode(".jpg", image_rgb[..., ::-1])[1].tobytes()
-        stopping = self.stopping = threading.Event()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()
-                while not stopping.is_set():
-                    try:
-                        self.wfile.write(head + jpg + b"\r\n")
-                        self.wfile.flush()
-                    except OSError:
-                        return
-                    time.sleep(0.04)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_stream_monitor_runs_in_the_background_and_stops(make_app, wheel_images, tmp_path) -> None:
-    cam = _Camera(wheel_images["yaoming.jpg"])
+    cam = MjpegCamera(wheel_images["yaoming.jpg"])
     try:
         with TestClient(make_app(gallery_root=tmp_path)) as c:  # no --monitor-source: monitors are off
             r = c.post("/v1/monitors", json={"source": cam.url})

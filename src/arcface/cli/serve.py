@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="let clients start stream monitors on URLs under this prefix (repeatable; default: monitors off)",
     )
     p.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="do not keep a face thumbnail per enrolled identity (the Galleries page then shows names only)",
+    )
+    p.add_argument(
         "--allow-no-key",
         action="store_true",
         help="serve on a non-loopback --host without an API key (refused otherwise: anyone on the network "
@@ -108,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         gallery_backend=args.gallery_backend,
         cors_origins=args.cors_origin,
         monitor_sources=args.monitor_source,
+        thumbnails=not args.no_thumbnails,
     )
     where = f"http://{args.host}:{args.port}"
     print(f"arcface serve: {where}/ (web page), {where}/docs (API); auth {'on' if api_key else 'off'}", flush=True)

@@ -3,7 +3,7 @@
 Endpoints (all answers JSON; errors are ``{"error": {"code", "message", "field"}}``):
 
 =========================================================  ==============================================
-``GET  /``                                                  web page: compare two photos (offline, no CDN)
+``GET  /``                                                  web page: compare two photos
 ``GET  /healthz``                                           liveness (always open)
 ``GET  /v1/config``                                         pack, digests, recognizer spec, threshold, limits
 ``POST /v1/embed``                                          multipart ``image`` -> faces with embeddings
@@ -16,9 +16,15 @@ Endpoints (all answers JSON; errors are ``{"error": {"code", "message", "field"}
 ``GET  /v1/galleries/{gallery}/identities``                 list identities
 ``POST /v1/galleries/{gallery}/identities``                 enrol: multipart ``name``, ``images`` (1+)
 ``GET  /v1/galleries/{gallery}/identities/{identity}``      one identity
+``GET  /v1/galleries/{gallery}/thumbnails/{id}.jpg``        an identity's face thumbnail (JPEG)
 ``PATCH /v1/galleries/{gallery}/identities/{identity}``     rename: JSON ``{"name": new}``
 ``DELETE /v1/galleries/{gallery}/identities/{identity}``    delete an identity
+``POST /v1/video``                                          multipart ``video`` -> one event per face track
+``/v1/monitors``                                            stream monitors (start, list, events, preview, stop)
 =========================================================  ==============================================
+
+Pages (offline, no CDN): ``/`` compare, ``/identify``, ``/galleries``, ``/video``, ``/settings``; ``/docs``
+and ``/redoc`` from local assets. Every answer's body is typed in :mod:`arcface.serve.schemas`.
 
 With an API key, every ``/v1`` route needs header ``X-API-Key`` (401 otherwise); ``/``, ``/healthz``,
 ``/static``, ``/docs`` and ``/openapi.json`` stay open. Request bodies above ``max_upload_bytes`` get
@@ -41,7 +47,7 @@ require("fastapi", "serve")
 require("multipart", "serve")
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Security, UploadFile  # noqa: E402
-from fastapi.responses import FileResponse, StreamingResponse  # noqa: E402
+from fastapi.responses import FileResponse, Response, StreamingResponse  # noqa: E402
 from fastapi.security import APIKeyHeader  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
@@ -50,6 +56,25 @@ from arcface.errors import InputError  # noqa: E402
 from arcface.serve.access_log import AccessLog  # noqa: E402
 from arcface.serve.errors import ApiError, install_error_handlers  # noqa: E402
 from arcface.serve.limits import BodySizeLimit, OriginGuard  # noqa: E402
+from arcface.serve.schemas import (  # noqa: E402
+    ConfigOut,
+    EmbedOut,
+    EnrollOut,
+    ErrorBody,
+    GalleryDeleted,
+    GalleryList,
+    GallerySummary,
+    Health,
+    IdentifyOut,
+    IdentityDeleted,
+    IdentityList,
+    IdentityOut,
+    MonitorEvents,
+    MonitorList,
+    MonitorOut,
+    VerifyOut,
+    VideoOut,
+)
 from arcface.serve.service import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -60,20 +85,6 @@ from arcface.serve.service import (  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_KEY_HEADER = "X-API-Key"
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong."""
-
-    code: str = Field(..., description="machine-readable code: unauthorized, payload_too_large, invalid_image, ...")
-    message: str = Field(..., description="human-readable explanation naming the input")
-    field: str | None = Field(None, description="the request field at fault, when there is one")
-
-
-class ErrorBody(BaseModel):
-    """Every error the service answers: ``{"error": {"code", "message", "field"}}``."""
-
-    error: ErrorDetail
 
 
 #: The errors any /v1 route may answer, documented with their real shape (not FastAPI's default 422 body).
@@ -170,6 +181,7 @@ def create_app(
     gallery_backend: str = "auto",
     cors_origins: tuple[str, ...] | list[str] = (),
     monitor_sources: tuple[str, ...] | list[str] = (),
+    thumbnails: bool = True,
 ) -> FastAPI:
     """Build the service; the face models are loaded here, once, and shared by every request.
 
@@ -186,6 +198,7 @@ def create_app(
         monitor_sources: URL prefixes that stream monitors may open (none: ``POST /v1/monitors`` is refused).
         cors_origins: web origins (``https://app.example``) allowed to call the service from a browser;
             requests carrying any other ``Origin`` than the service's own get 403 ``forbidden_origin``.
+        thumbnails: enrolment keeps one 112x112 face crop per identity, shown by the Galleries page.
 
     Raises:
         ModelError: the models fail their start-up self-test (one real run of each; see
@@ -205,6 +218,7 @@ def create_app(
         max_concurrent=max_concurrent,
         gallery_backend=gallery_backend,
         monitor_sources=tuple(monitor_sources),
+        thumbnails=thumbnails,
     )
 
     @asynccontextmanager
@@ -238,35 +252,53 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/identify", include_in_schema=False)
-    def identify_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "identify.html", media_type="text/html")
+    def page(name: str) -> None:
+        @app.get(f"/{name}", include_in_schema=False, name=f"{name}_page")
+        def serve_page() -> FileResponse:
+            return FileResponse(STATIC_DIR / f"{name}.html", media_type="text/html")
 
-    @app.get("/galleries", include_in_schema=False)
-    def galleries_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "galleries.html", media_type="text/html")
+    for name in ("identify", "galleries", "video", "settings"):
+        page(name)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _offline_docs(app)
 
-    @app.get("/healthz", tags=["meta"], summary="Liveness check (no auth): the models passed their start-up run")
+    @app.get(
+        "/healthz",
+        tags=["meta"],
+        response_model=Health,
+        summary="Liveness check (no auth): the models passed their start-up run",
+    )
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "pack": service.analyzer.pack.name, "self_test": service.self_test}
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth_dependency(api_key))], responses=ERROR_RESPONSES)
 
-    @v1.get("/config", tags=["meta"], summary="Models, digests, threshold with provenance, limits")
+    @v1.get(
+        "/config", tags=["meta"], response_model=ConfigOut, summary="Models, digests, threshold with provenance, limits"
+    )
     def config() -> dict[str, Any]:
         return service.config()
 
-    @v1.post("/embed", tags=["faces"], summary="Detect faces and return boxes, landmarks and embeddings")
+    @v1.post(
+        "/embed",
+        tags=["faces"],
+        response_model=EmbedOut,
+        response_model_exclude_unset=True,
+        summary="Detect faces and return boxes, landmarks and embeddings",
+    )
     def embed(
         image: Annotated[UploadFile, File(description="photo (JPEG, PNG, WebP, BMP, PGM/PPM)")],
         embeddings: Annotated[bool, Query(description="include the 512-d embeddings")] = True,
     ) -> dict[str, Any]:
         return service.embed(_upload("image", image), with_embeddings=embeddings)
 
-    @v1.post("/verify", tags=["faces"], summary="Are two faces the same person? (the largest of each, or chosen)")
+    @v1.post(
+        "/verify",
+        tags=["faces"],
+        response_model=VerifyOut,
+        summary="Are two faces the same person? (the largest of each, or chosen)",
+    )
     def verify(
         image_a: Annotated[UploadFile, File(description="first photo")],
         image_b: Annotated[UploadFile, File(description="second photo")],
@@ -276,7 +308,13 @@ def create_app(
     ) -> dict[str, Any]:
         return service.verify(_upload("image_a", image_a), _upload("image_b", image_b), threshold, face_a, face_b)
 
-    @v1.post("/identify", tags=["galleries"], summary="Identify every face of a photo against a gallery")
+    @v1.post(
+        "/identify",
+        tags=["galleries"],
+        response_model=IdentifyOut,
+        response_model_exclude_unset=True,
+        summary="Identify every face of a photo against a gallery",
+    )
     def identify(
         image: Annotated[UploadFile, File(description="photo")],
         gallery: Annotated[str, Form(description="gallery name")],
@@ -287,33 +325,47 @@ def create_app(
 
     reg = service.galleries
 
-    @v1.get("/galleries", tags=["galleries"], summary="List galleries")
+    @v1.get("/galleries", tags=["galleries"], response_model=GalleryList, summary="List galleries")
     def list_galleries() -> dict[str, Any]:
         return {"galleries": reg.names(), "persistent": reg.persistent}
 
-    @v1.post("/galleries/{gallery}", tags=["galleries"], status_code=201, summary="Create an empty gallery")
+    @v1.post(
+        "/galleries/{gallery}",
+        tags=["galleries"],
+        response_model=GallerySummary,
+        status_code=201,
+        summary="Create an empty gallery",
+    )
     def create_gallery(gallery: str) -> dict[str, Any]:
         reg.create(gallery)
         return reg.describe(gallery)
 
-    @v1.get("/galleries/{gallery}", tags=["galleries"], summary="Gallery summary")
+    @v1.get("/galleries/{gallery}", tags=["galleries"], response_model=GallerySummary, summary="Gallery summary")
     def get_gallery(gallery: str) -> dict[str, Any]:
         return reg.describe(gallery)
 
-    @v1.delete("/galleries/{gallery}", tags=["galleries"], summary="Delete a gallery and its files")
+    @v1.delete(
+        "/galleries/{gallery}",
+        tags=["galleries"],
+        response_model=GalleryDeleted,
+        summary="Delete a gallery and its files",
+    )
     def delete_gallery(gallery: str) -> dict[str, Any]:
         reg.delete(gallery)
         return {"deleted": gallery}
 
-    @v1.get("/galleries/{gallery}/identities", tags=["galleries"], summary="List identities")
+    @v1.get(
+        "/galleries/{gallery}/identities", tags=["galleries"], response_model=IdentityList, summary="List identities"
+    )
     def list_identities(gallery: str) -> dict[str, Any]:
         g = reg.get(gallery)
         g.refresh()
-        return {"gallery": gallery, "identities": g.list()}
+        return {"gallery": gallery, "identities": [reg.identity_json(gallery, g, n) for n in g.names]}
 
     @v1.post(
         "/galleries/{gallery}/identities",
         tags=["galleries"],
+        response_model=EnrollOut,
         status_code=201,
         summary="Enrol (or extend) an identity with photos, the largest face of each",
     )
@@ -339,14 +391,38 @@ def create_app(
         if identity not in g:
             raise ApiError(404, "identity_not_found", f"no identity {identity!r} in gallery {gallery!r}", "identity")
 
-    @v1.get("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="One identity")
+    @v1.get(
+        "/galleries/{gallery}/identities/{identity:path}",
+        tags=["galleries"],
+        response_model=IdentityOut,
+        summary="One identity",
+    )
     def get_identity(gallery: str, identity: str) -> dict[str, Any]:
         g = reg.get(gallery)
         g.refresh()
         _identity_or_404(g, gallery, identity)
-        return g.info(identity)
+        return reg.identity_json(gallery, g, identity)
 
-    @v1.patch("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="Rename an identity")
+    @v1.get(
+        "/galleries/{gallery}/thumbnails/{ident_id}.jpg",
+        tags=["galleries"],
+        summary="An identity's face thumbnail (112x112 aligned crop, JPEG), by the identity's id",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    def thumbnail(gallery: str, ident_id: int) -> Response:
+        reg.get(gallery)
+        jpeg = reg.thumbnail(gallery, ident_id)
+        if jpeg is None:
+            raise ApiError(404, "thumbnail_not_found", f"no thumbnail for identity id {ident_id} in {gallery!r}", "id")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
+
+    @v1.patch(
+        "/galleries/{gallery}/identities/{identity:path}",
+        tags=["galleries"],
+        response_model=IdentityOut,
+        summary="Rename an identity",
+    )
     def rename_identity(gallery: str, identity: str, body: RenameBody) -> dict[str, Any]:
         with reg.writing(gallery) as g:
             _identity_or_404(g, gallery, identity)
@@ -356,16 +432,28 @@ def create_app(
                 g.rename(identity, body.name)
             except InputError as exc:
                 raise ApiError(422, "invalid_identity", str(exc), "name") from exc
-            return g.info(body.name.strip())
+            return reg.identity_json(gallery, g, body.name.strip())
 
-    @v1.delete("/galleries/{gallery}/identities/{identity:path}", tags=["galleries"], summary="Delete an identity")
+    @v1.delete(
+        "/galleries/{gallery}/identities/{identity:path}",
+        tags=["galleries"],
+        response_model=IdentityDeleted,
+        summary="Delete an identity",
+    )
     def delete_identity(gallery: str, identity: str) -> dict[str, Any]:
         with reg.writing(gallery) as g:
             _identity_or_404(g, gallery, identity)
+            ident_id = g.info(identity)["id"]
             g.remove(identity)
+            reg.drop_thumbnail(gallery, ident_id)
         return {"gallery": gallery, "deleted": identity}
 
-    @v1.post("/video", tags=["video"], summary="Track and identify the faces of an uploaded clip (one event per track)")
+    @v1.post(
+        "/video",
+        tags=["video"],
+        response_model=VideoOut,
+        summary="Track and identify the faces of an uploaded clip (one event per track)",
+    )
     def video(
         video: Annotated[UploadFile, File(description="a short clip (mp4, avi, mov, mkv)")],
         gallery: Annotated[str | None, Form(description="gallery to identify tracks against")] = None,
@@ -376,19 +464,35 @@ def create_app(
 
     mons = service.monitors
 
-    @v1.post("/monitors", tags=["video"], status_code=201, summary="Start tracking a stream in the background")
+    @v1.post(
+        "/monitors",
+        tags=["video"],
+        response_model=MonitorOut,
+        status_code=201,
+        summary="Start tracking a stream in the background",
+    )
     def start_monitor(body: MonitorBody) -> dict[str, Any]:
         return mons.start(body.source, body.gallery, body.detect_every).describe()
 
-    @v1.get("/monitors", tags=["video"], summary="List stream monitors")
+    @v1.get("/monitors", tags=["video"], response_model=MonitorList, summary="List stream monitors")
     def list_monitors() -> dict[str, Any]:
         return {"monitors": mons.list()}
 
-    @v1.get("/monitors/{monitor}", tags=["video"], summary="One monitor: state, frames, reconnections")
+    @v1.get(
+        "/monitors/{monitor}",
+        tags=["video"],
+        response_model=MonitorOut,
+        summary="One monitor: state, frames, reconnections",
+    )
     def get_monitor(monitor: str) -> dict[str, Any]:
         return mons.get(monitor).describe()
 
-    @v1.get("/monitors/{monitor}/events", tags=["video"], summary="Track events of a monitor (since a position)")
+    @v1.get(
+        "/monitors/{monitor}/events",
+        tags=["video"],
+        response_model=MonitorEvents,
+        summary="Track events of a monitor (since a position)",
+    )
     def monitor_events(monitor: str, since: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
         return mons.events(monitor, since)
 
@@ -397,7 +501,7 @@ def create_app(
         parts = mons.preview(monitor, seconds)
         return StreamingResponse(parts, media_type="multipart/x-mixed-replace; boundary=frame")
 
-    @v1.delete("/monitors/{monitor}", tags=["video"], summary="Stop a monitor")
+    @v1.delete("/monitors/{monitor}", tags=["video"], response_model=MonitorOut, summary="Stop a monitor")
     def stop_monitor(monitor: str) -> dict[str, Any]:
         return mons.stop(monitor)
 

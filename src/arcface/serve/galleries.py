@@ -7,6 +7,12 @@ and a gallery cannot be deleted in the middle of an enrolment. Every acknowledge
 (the gallery journal is fsync-ed before the call returns).
 
 With ``root=None`` galleries live in memory only and vanish when the service stops.
+
+Thumbnails (for the web app's people list): when enabled, an enrolment stores the 112x112 aligned crop of
+its first photo's face as a JPEG, ``<gallery>/thumbnails/<identity id>.jpg``, keyed by the identity's stable
+id (so renames keep it); removing the identity or the gallery deletes it. Identity ids are never reused, so
+a thumbnail left by a removal made outside the service (``arcface gallery remove``) is never shown for
+someone else.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from typing import Any
 
 from arcface.errors import InputError
 from arcface.gallery import EmbeddingContract, Gallery
+from arcface.io_utils import atomic_write_bytes
 from arcface.serve.errors import ApiError
 
 #: Gallery names: letters, digits, ``_ . -``; 1 to 64 characters, not starting with a dot or dash.
 GALLERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 _MANIFEST = "manifest.json"
+_THUMBS = "thumbnails"
 
 
 def check_gallery_name(name: str) -> str:
@@ -53,10 +61,16 @@ class GalleryRegistry:
             with 409 ``contract_mismatch``.
         threshold: default cosine threshold of identification (the recognizer's calibrated one).
         backend: vector index of every gallery (``"auto"``, ``"numpy"``, ``"faiss"``, ``"milvus"``).
+        thumbnails: keep one face thumbnail per identity (see the module docstring).
     """
 
     def __init__(
-        self, root: str | Path | None, contract: EmbeddingContract, threshold: float, backend: str = "auto"
+        self,
+        root: str | Path | None,
+        contract: EmbeddingContract,
+        threshold: float,
+        backend: str = "auto",
+        thumbnails: bool = True,
     ) -> None:
         self.root = Path(root) if root is not None else None
         if self.root is not None:
@@ -66,9 +80,11 @@ class GalleryRegistry:
         self.contract = contract
         self.threshold = float(threshold)
         self.backend = backend
-        self._lock = threading.Lock()  # guards the two dicts below
+        self.thumbnails = bool(thumbnails)
+        self._lock = threading.Lock()  # guards the three dicts below
         self._open: dict[str, Gallery] = {}
         self._write_locks: dict[str, threading.Lock] = {}
+        self._memory_thumbs: dict[tuple[str, int], bytes] = {}
         self.sweep_tombstones()
 
     @property
@@ -160,6 +176,8 @@ class GalleryRegistry:
             with self._lock:
                 gallery.close()
                 self._open.pop(name, None)
+                for key in [k for k in self._memory_thumbs if k[0] == name]:
+                    del self._memory_thumbs[key]
                 path = self._path(name)
                 if path is None or not path.is_dir():
                     return
@@ -171,6 +189,53 @@ class GalleryRegistry:
                         500, "delete_failed", f"gallery {name!r}: could not delete ({exc.strerror})"
                     ) from exc
         shutil.rmtree(tomb, ignore_errors=True)
+
+    # ------------------------------------------------------------------ thumbnails
+    def _thumb_path(self, name: str, ident_id: int) -> Path | None:
+        path = self._path(name)
+        return None if path is None else path / _THUMBS / f"{int(ident_id)}.jpg"
+
+    def put_thumbnail(self, name: str, ident_id: int, jpeg: bytes) -> None:
+        """Store identity ``ident_id``'s thumbnail (JPEG bytes; atomic on disk). Call under :meth:`writing`."""
+        if not self.thumbnails:
+            return
+        path = self._thumb_path(name, ident_id)
+        if path is None:
+            with self._lock:
+                self._memory_thumbs[(name, int(ident_id))] = bytes(jpeg)
+            return
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(path, jpeg)
+
+    def thumbnail(self, name: str, ident_id: int) -> bytes | None:
+        """The JPEG bytes of a thumbnail, ``None`` when there is none."""
+        path = self._thumb_path(name, ident_id)
+        if path is None:
+            with self._lock:
+                return self._memory_thumbs.get((name, int(ident_id)))
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def drop_thumbnail(self, name: str, ident_id: int) -> None:
+        path = self._thumb_path(name, ident_id)
+        if path is None:
+            with self._lock:
+                self._memory_thumbs.pop((name, int(ident_id)), None)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+
+    def identity_json(self, name: str, gallery: Gallery, identity: str) -> dict[str, Any]:
+        """:meth:`Gallery.info` of ``identity`` plus ``thumbnail``: whether one is stored."""
+        info = gallery.info(identity)
+        path = self._thumb_path(name, info["id"])
+        if path is None:
+            with self._lock:
+                info["thumbnail"] = (name, info["id"]) in self._memory_thumbs
+        else:
+            info["thumbnail"] = path.is_file()
+        return info
 
     def describe(self, name: str) -> dict[str, Any]:
         """Summary of one gallery: name, identity count, threshold, contract."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from arcface.errors import InputError
@@ -74,6 +75,7 @@ class FaceService:
         max_decode_bytes: refuse images whose decoding needs more memory than this (from the header).
         monitor_sources: URL prefixes stream monitors may connect to (none: monitors are refused).
         max_video_seconds: uploaded clips are processed up to this much video time.
+        thumbnails: enrolment keeps one face thumbnail per identity (the web app's people list).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class FaceService:
         max_decode_bytes: int = MAX_DECODE_BYTES,
         monitor_sources: tuple[str, ...] = (),
         max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
+        thumbnails: bool = True,
     ) -> None:
         if max_pixels <= 0 or max_upload_bytes <= 0:
             raise InputError("max_pixels and max_upload_bytes must be positive")
@@ -100,7 +103,9 @@ class FaceService:
         self.self_test = analyzer.self_test()
         self.contract = EmbeddingContract.from_analyzer(analyzer)
         self.threshold: Threshold = analyzer.threshold
-        self.galleries = GalleryRegistry(gallery_root, self.contract, self.threshold.value, gallery_backend)
+        self.galleries = GalleryRegistry(
+            gallery_root, self.contract, self.threshold.value, gallery_backend, thumbnails=thumbnails
+        )
         from arcface.serve.monitors import MonitorRegistry
 
         self.monitors = MonitorRegistry(analyzer, self.galleries, tuple(monitor_sources))
@@ -119,10 +124,10 @@ class FaceService:
             except InputError as exc:
                 raise ApiError(422, "invalid_image", str(exc), upload.field) from exc
 
-    def analyze(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces (with embeddings) of decoded images, one inference slot at a time."""
+    def analyze(self, images: Sequence[np.ndarray], with_crops: bool = False) -> list[list[Face]]:
+        """Faces (with embeddings; with aligned crops on request) of decoded images, one inference slot at a time."""
         with self._slots:
-            return self.analyzer.analyze_many(list(images))
+            return self.analyzer.analyze_many(list(images), with_crops=with_crops)
 
     # ------------------------------------------------------------------ endpoints
     def embed(self, upload: Upload, with_embeddings: bool = True) -> dict[str, Any]:
@@ -199,22 +204,31 @@ class FaceService:
         metadata: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> dict[str, Any]:
-        """Enrol ``name`` with the largest face of each photo (all photos or none)."""
+        """Enrol ``name`` with the largest face of each photo (all photos or none); keeps a thumbnail (the first
+        photo's aligned face) when the identity has none, or a new one with ``replace``."""
         if not uploads:
             raise ApiError(422, "invalid_request", "give at least one photo in field 'images'", "images")
-        self.galleries.get(gallery_name)  # 404 before spending inference time
+        registry = self.galleries
+        registry.get(gallery_name)  # 404 before spending inference time
         images = [self.decode(u) for u in uploads]
-        all_faces = self.analyze(images)
-        rows = []
+        all_faces = self.analyze(images, with_crops=registry.thumbnails)
+        chosen = []
         for up, faces in zip(uploads, all_faces):
             if not faces:
                 raise ApiError(422, "no_face", f"no face found in {up.label}", up.field)
-            rows.append(largest_face(faces).embedding)
-        with self.galleries.writing(gallery_name) as gallery:
+            chosen.append(largest_face(faces))
+        with registry.writing(gallery_name) as gallery:
             try:
-                info = gallery.enroll(name, np.stack(rows), metadata, replace=replace, contract=self.contract)
+                gallery.enroll(
+                    name, np.stack([f.embedding for f in chosen]), metadata, replace=replace, contract=self.contract
+                )
             except InputError as exc:
                 raise ApiError(422, "invalid_identity", str(exc), "name") from exc
+            stored = name.strip()
+            info = registry.identity_json(gallery_name, gallery, stored)
+            if registry.thumbnails and (replace or not info["thumbnail"]) and chosen[0].crop is not None:
+                registry.put_thumbnail(gallery_name, info["id"], encode_jpeg(chosen[0].crop))
+                info["thumbnail"] = True
         return {"gallery": gallery_name, **info}
 
     def video(
@@ -284,14 +298,7 @@ class FaceService:
             "recognizer_spec": self.analyzer.embedder.spec.to_dict(),
             "embedding_dim": self.contract.dim,
             "similarity": "cosine in [-1, 1] of L2-normalised float32 embeddings",
-            "threshold": {
-                "value": self.threshold.value,
-                "far": self.threshold.far,
-                "calibrated": self.threshold.calibrated,
-                "provenance": self.threshold.provenance,
-                "engine": self.threshold.engine,
-                "agreement": self.threshold.agreement,
-            },
+            "threshold": self.threshold.to_dict(),
             "engine": self.analyzer.engine.to_dict(),
             "limits": {
                 "max_upload_bytes": self.max_upload_bytes,
@@ -300,12 +307,24 @@ class FaceService:
                 "max_top_k": MAX_TOP_K,
                 "max_concurrent_inferences": self.max_concurrent,
             },
-            "galleries": {"persistent": self.galleries.persistent, "backend": self.galleries.backend},
+            "galleries": {
+                "persistent": self.galleries.persistent,
+                "backend": self.galleries.backend,
+                "thumbnails": self.galleries.thumbnails,
+            },
         }
 
     def close(self) -> None:
         self.monitors.close()
         self.galleries.close()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    """JPEG bytes of a uint8 RGB image."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+        raise InputError("could not encode a thumbnail")
+    return buf.tobytes()
 
 
 def _image_json(image: np.ndarray) -> dict[str, int]:

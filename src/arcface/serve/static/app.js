@@ -99,6 +99,7 @@
     form.append("image_b", files.b, files.b.name || "b");
     if (picks.a !== null) form.append("face_a", String(picks.a));
     if (picks.b !== null) form.append("face_b", String(picks.b));
+    if (Arc.threshold() !== null) form.append("threshold", String(Arc.threshold()));
     const headers = {};
     const key = $("api-key").value.trim();
     if (key) headers["X-API-Key"] = key;
@@ -180,5 +181,6 @@
     compare();
   }
   ["a", "b"].forEach((side) => $("canvas-" + side).addEventListener("click", (e) => pickAt(side, e)));
+  Arc.bindKey();
   $("api-key").addEventListener("change", compare);
 })();

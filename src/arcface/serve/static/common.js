@@ -1,4 +1,5 @@
-// Shared by the pages: API calls with the optional key (kept in this browser's localStorage), status lines.
+// Shared by the pages: API calls with the optional key (kept in this browser's localStorage), status lines,
+// the browser's threshold override (Settings page) and the navigation bar.
 "use strict";
 
 const Arc = (function () {
@@ -10,20 +11,52 @@ const Arc = (function () {
     return (el && el.value.trim()) || localStorage.getItem("arcface-api-key") || "";
   }
 
-  // fetch JSON from the service; throws Error("Error STATUS [field]: message") on failure
-  async function api(method, path, body) {
-    const headers = {};
+  const THRESHOLD_KEY = "arcface-threshold";
+
+  // the cosine threshold this browser sends with compare/identify (Settings page), or null: the server's
+  function threshold() {
+    const v = localStorage.getItem(THRESHOLD_KEY);
+    return v === null || v === "" || isNaN(Number(v)) ? null : Number(v);
+  }
+
+  function setThreshold(value) {
+    if (value === null || value === "") localStorage.removeItem(THRESHOLD_KEY);
+    else localStorage.setItem(THRESHOLD_KEY, String(value));
+  }
+
+  function authHeaders(extra) {
+    const headers = Object.assign({}, extra || {});
     const key = apiKey();
     if (key) headers["X-API-Key"] = key;
-    const res = await fetch(path, { method, body, headers });
+    return headers;
+  }
+
+  async function failure(res) {
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      const where = err.field ? " [" + err.field + "]" : "";
-      throw new Error("Error " + res.status + where + ": " + (err.message || res.statusText));
+    const err = (data && data.error) || {};
+    const where = err.field ? " [" + err.field + "]" : "";
+    return new Error("Error " + res.status + where + ": " + (err.message || res.statusText));
+  }
+
+  // an image (thumbnail) fetched with the key, as an object URL for <img src>; null when there is none
+  async function imageUrl(path) {
+    const res = await fetch(path, { headers: authHeaders() });
+    if (res.status === 404) return null;
+    if (!res.ok) throw await failure(res);
+    return URL.createObjectURL(await res.blob());
+  }
+
+  // fetch JSON from the service; throws Error("Error STATUS [field]: message") on failure
+  async function api(method, path, body) {
+    let headers = authHeaders();
+    if (body && !(body instanceof FormData)) {
+      headers = authHeaders({ "Content-Type": "application/json" });
+      body = JSON.stringify(body);
     }
-    return data;
+    const res = await fetch(path, { method, body, headers });
+    if (!res.ok) throw await failure(res);
+    return res.json();
   }
 
   function setStatus(id, text, isError) {
@@ -39,18 +72,39 @@ const Arc = (function () {
     el.addEventListener("change", () => localStorage.setItem("arcface-api-key", el.value.trim()));
   }
 
-  async function fillGalleries(select, wanted) {
+  // fill a <select> with the gallery names (first an empty choice labelled `none`, when given); marks it ready
+  async function fillGalleries(select, wanted, none) {
     const data = await api("GET", "v1/galleries");
     select.innerHTML = "";
-    data.galleries.forEach((g) => {
+    const names = none ? [["", none]] : [];
+    data.galleries.forEach((g) => names.push([g, g]));
+    names.forEach(([value, label]) => {
       const opt = document.createElement("option");
-      opt.value = g;
-      opt.textContent = g;
+      opt.value = value;
+      opt.textContent = label;
       select.appendChild(opt);
     });
     if (wanted && data.galleries.includes(wanted)) select.value = wanted;
+    select.dataset.ready = "1";
     return data.galleries;
   }
 
-  return { $, api, setStatus, bindKey, fillGalleries };
+  const PAGES = [["./", "Compare"], ["identify", "Identify"], ["galleries", "Galleries"], ["video", "Video"],
+    ["settings", "Settings"], ["docs", "API"]];
+
+  // fill <nav id="nav" data-page="..."> with the pages, the current one marked
+  function nav() {
+    const el = $("nav");
+    if (!el) return;
+    PAGES.forEach(([href, label]) => {
+      const a = document.createElement("a");
+      a.href = href;
+      a.textContent = label;
+      if (el.dataset.page === label) a.setAttribute("aria-current", "page");
+      el.appendChild(a);
+    });
+  }
+  nav();
+
+  return { $, api, authHeaders, imageUrl, setStatus, bindKey, fillGalleries, threshold, setThreshold };
 })();

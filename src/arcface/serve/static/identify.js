@@ -43,6 +43,7 @@
     const form = new FormData();
     form.append("image", file, file.name || "photo");
     form.append("gallery", gallery);
+    if (Arc.threshold() !== null) form.append("threshold", String(Arc.threshold()));
     try {
       const body = await api("POST", "v1/identify", form);
       draw(body.image, body.faces);
