@@ -1,13 +1,16 @@
 """Inference speed of the library against bare ONNX Runtime, measured in one run on this machine.
 
 Prints:
-1. detection ms/image at 640x640: ``SCRFD.detect`` (letterbox + preprocess + model + decode + NMS) vs the bare
-   ``session.run`` of the same model on a ready blob (model time only);
+1. detection ms/image at 640x640: ``SCRFD.detect`` on that one canvas (letterbox + preprocess + model + decode +
+   NMS; ``det_sizes="single"``) vs the bare ``session.run`` of the same model on a ready blob (model time only);
 2. recognition faces/s at batch 1, 32 and 128: ``OnnxEmbedder.embed`` (preprocess + model + normalise) vs bare
    ``session.run`` on the same, already preprocessed arrays; the ratio is the library's overhead (target <= 1.15);
 3. end-to-end images/s on multi-face photos: ``FaceAnalyzer.analyze_many`` (faces of all images embedded in large
    batches) vs a per-image, per-face loop like insightface's FaceAnalysis (detect, then align and embed each face at
-   batch 1); target >= 1.5x.
+   batch 1); target >= 1.5x;
+4. the cost of multi-resolution detection: ``FaceAnalyzer`` with ``det_sizes="auto"`` (640 + 160 canvases, the
+   default) against ``"single"`` (640 only, the previous default), end to end on each wheel photo, rounds
+   interleaved; ratio median (min-max) per photo (target <= 1.10x).
 
 Measurements alternate between the two sides (rounds, median) so that load from other processes hits both alike.
 
@@ -60,8 +63,9 @@ def main() -> None:
     from arcface.detect.scrfd import letterbox
 
     blob = det.spec.preprocess(letterbox(img, det.input_size)[0][None])
+    one_canvas = FaceAnalyzer(det_sizes="single").detector
     ours, bare = alternate(
-        lambda: det.detect(img), lambda: det.session.run(None, {det.input_name: blob}), args.rounds, 5
+        lambda: one_canvas.detect(img), lambda: det.session.run(None, {det.input_name: blob}), args.rounds, 5
     )
     print("\n1. detection at 640x640 (players.jpg, 1237x800)")
     print(f"   library detect     {ours * 1e3:7.1f} ms/image")
@@ -101,6 +105,23 @@ def main() -> None:
     print(f"   library analyze_many   {len(imgs) / ours:6.2f} images/s")
     print(f"   per-image per-face     {len(imgs) / base:6.2f} images/s")
     print(f"   speed-up               {base / ours:6.2f}x")
+
+    # 4. multi-resolution detection against the single canvas
+    single = FaceAnalyzer(det_sizes="single")
+    print("\n4. multi-resolution detection (640 + 160) vs one 640 canvas, end to end per photo")
+    print("   photo          faces   auto ms   single ms   ratio median (min-max)")
+    for name, im in photos.items():
+        ra, rs = [], []
+        for _ in range(max(args.rounds, 7)):
+            ra.append(timed(lambda im=im: fa.analyze(im), 5))
+            rs.append(timed(lambda im=im: single.analyze(im), 5))
+        ratios = [a / b for a, b in zip(ra, rs)]
+        same = len(fa.analyze(im)) == len(single.analyze(im))
+        print(
+            f"   {name:13s} {len(fa.analyze(im)):5d}{'' if same else '*'} {statistics.median(ra) * 1e3:8.1f} "
+            f"{statistics.median(rs) * 1e3:10.1f}   {statistics.median(ratios):.3f}x "
+            f"({min(ratios):.3f}-{max(ratios):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -108,13 +108,24 @@ def test_blank_image_and_bad_inputs(detector):
         detector.detect(np.zeros((300, 300), np.uint8))
 
 
-def test_small_full_frame_face_found_by_padded_retry(vectron_dir, shared_data):
+def test_small_full_frame_face_found_by_the_small_canvas_or_the_padded_retry(vectron_dir, shared_data):
+    """A face that fills its photo (an AT&T crop, 92x112): the 640 canvas alone misses it; the small canvas of
+    multi-resolution detection finds it in the first pass, the padded retry without it."""
     img = cv2.cvtColor(cv2.imread(str(shared_data / "att_faces" / "s1" / "1.pgm"), 0), cv2.COLOR_GRAY2RGB)
-    assert len(SCRFD(vectron_dir / "scrfd_500m_bnkps.onnx", pad_retry=False).detect(img)) == 0
-    det = SCRFD(vectron_dir / "scrfd_500m_bnkps.onnx").detect(img)
-    assert len(det) == 1
-    x1, y1, x2, y2 = det.boxes[0]
-    assert 0 <= x1 < x2 <= 92 and 0 <= y1 < y2 <= 112 and (x2 - x1) > 40
+    model = vectron_dir / "scrfd_500m_bnkps.onnx"
+    assert len(SCRFD(model, sizes="single", pad_retry=False, fallback_threshold=None).detect(img)) == 0
+    found = {}
+    for sizes in ("auto", "single"):
+        det = SCRFD(model, sizes=sizes).detect(img)
+        assert len(det) == 1
+        x1, y1, x2, y2 = det.boxes[0]
+        assert 0 <= x1 < x2 <= 92 and 0 <= y1 < y2 <= 112 and (x2 - x1) > 40
+        found[sizes] = det
+    assert found["auto"].path == "detector" and found["single"].path == "padded"
+    # both put the eyes in the upper half, left eye image-left, mouth below the nose, within a few pixels
+    np.testing.assert_allclose(found["auto"].kps, found["single"].kps, atol=4.0)
+    kps = found["auto"].kps[0]
+    assert kps[0, 0] < kps[1, 0] and max(kps[0, 1], kps[1, 1]) < 60 < min(kps[3, 1], kps[4, 1])
 
 
 def test_recognizer_is_not_a_detector(vectron_dir):

@@ -63,6 +63,7 @@ def _face(d: dict[str, Any]) -> Face:
         score=float(d["score"]),
         kps=np.asarray(d["kps"], np.float32).reshape(5, 2),
         embedding=None if emb is None else np.asarray(emb, np.float32),
+        path=str(d.get("path", "detector")),
     )
 
 

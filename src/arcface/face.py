@@ -27,6 +27,11 @@ class Face:
             mouth corners (image-left first).
         embedding: float32 ``(D,)`` L2-normalised embedding (``None`` when not computed).
         crop: uint8 ``(112, 112, 3)`` RGB aligned crop, kept only on request.
+        path: the stage that produced the face (:data:`arcface.detect.base.PATHS`): ``"detector"``,
+            ``"padded"``, ``"low_threshold"`` or ``"center_crop"`` (no detection: the opt-in last resort, with
+            the template's landmarks and score 0).
+        image_size: ``(width, height)`` in pixels of the analysed image (set by the pipeline; the centre rules
+            of :func:`select_face` use it).
     """
 
     bbox: np.ndarray
@@ -34,11 +39,14 @@ class Face:
     kps: np.ndarray
     embedding: np.ndarray | None = None
     crop: np.ndarray | None = field(default=None, repr=False)
+    path: str = "detector"
+    image_size: tuple[int, int] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         box = ", ".join(f"{float(v):.1f}" for v in self.bbox)
         emb = "None" if self.embedding is None else f"<{len(self.embedding)}-d>"
-        return f"Face(bbox=[{box}], score={float(self.score):.3f}, embedding={emb})"
+        via = "" if self.path == "detector" else f", path={self.path!r}"
+        return f"Face(bbox=[{box}], score={float(self.score):.3f}, embedding={emb}{via})"
 
     @property
     def area(self) -> float:
@@ -52,6 +60,7 @@ class Face:
             "bbox": [round(float(v), 2) for v in self.bbox],
             "score": round(float(self.score), 4),
             "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
+            "path": self.path,
         }
 
 
@@ -72,10 +81,26 @@ SelectRule = Literal["largest", "center", "center_largest"]
 SELECT_RULES: tuple[str, ...] = ("largest", "center", "center_largest")
 
 
-def _centre_offset2(face: Face, image_size: tuple[int, int]) -> float:
+def select_index(
+    boxes: np.ndarray, rule: str = "largest", image_size: tuple[int, int] | None = None, scores=None
+) -> int:
+    """Index of the box ``rule`` picks among ``(N, 4)`` boxes ``(x1, y1, x2, y2)`` in pixels (N >= 1): the
+    arithmetic of :func:`select_face`, for callers holding plain detections. ``image_size``: ``(width,
+    height)``, needed by the centre rules; ``scores`` break ties of ``largest``."""
+    if rule not in SELECT_RULES:
+        raise ValueError(f"unknown face selection rule {rule!r}; rules: {', '.join(SELECT_RULES)}")
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    if rule == "largest":
+        tie = np.zeros(len(b)) if scores is None else np.asarray(scores, np.float64)
+        return int(np.lexsort((-tie, -area))[0])
+    if image_size is None:
+        raise ValueError(f"face selection {rule!r} needs the image size")
     w, h = image_size
-    x1, y1, x2, y2 = (float(v) for v in face.bbox)
-    return ((x1 + x2) / 2 - w / 2) ** 2 + ((y1 + y2) / 2 - h / 2) ** 2
+    off2 = ((b[:, 0] + b[:, 2]) / 2 - w / 2) ** 2 + ((b[:, 1] + b[:, 3]) / 2 - h / 2) ** 2
+    if rule == "center":
+        return int(np.lexsort((-area, np.round(off2, 6)))[0])
+    return int(np.argmax(area - 2.0 * off2))
 
 
 def select_face(faces: Sequence[Face], rule: str = "largest", image_size: tuple[int, int] | None = None) -> Face:
@@ -84,20 +109,19 @@ def select_face(faces: Sequence[Face], rule: str = "largest", image_size: tuple[
     Args:
         faces: the detected faces (non-empty).
         rule: ``"largest"`` (largest box, see :func:`largest_face`), ``"center"`` (box centre nearest the image
-            centre) or ``"center_largest"`` (box area minus twice the squared centre offset, in square pixels:
-            the largest face, unless a smaller one sits much nearer the centre; insightface's rule).
-        image_size: ``(width, height)`` in pixels of the analysed image; needed by the centre rules.
+            centre; ties: the larger box) or ``"center_largest"`` (box area minus twice the squared centre
+            offset, in square pixels: the largest face, unless a smaller one sits much nearer the centre;
+            insightface's rule).
+        image_size: ``(width, height)`` in pixels of the analysed image, for the centre rules (default: the
+            faces' own :attr:`Face.image_size`, set by the pipeline).
     Raises:
         NoFaceError: no faces; ValueError: an unknown rule or a centre rule without ``image_size``.
     """
-    if rule == "largest":
-        return largest_face(faces)
     if rule not in SELECT_RULES:
         raise ValueError(f"unknown face selection rule {rule!r}; rules: {', '.join(SELECT_RULES)}")
     if not faces:
         raise NoFaceError("no face found")
-    if image_size is None:
-        raise ValueError(f"face selection {rule!r} needs the image size")
-    if rule == "center":
-        return min(faces, key=lambda f: (_centre_offset2(f, image_size), -f.area))
-    return max(faces, key=lambda f: f.area - 2.0 * _centre_offset2(f, image_size))
+    if rule == "largest":
+        return largest_face(faces)
+    size = image_size if image_size is not None else faces[0].image_size
+    return faces[select_index(np.stack([f.bbox for f in faces]), rule, size)]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arcface.align import align_faces
-from arcface.detect.base import Detector
+from arcface.align import ARCFACE_TEMPLATE, align_faces
+from arcface.detect.base import Detections, Detector
 from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.errors import InputError, ModelError, first_line
@@ -81,6 +81,12 @@ class FaceAnalyzer:
             :attr:`threshold`.
         decode_ahead: images :meth:`analyze_many` decodes ahead in a background thread while the models run
             (0: none); memory holds at most this many extra decoded images.
+        det_sizes: multi-resolution detection of the pack's SCRFD detector: ``"auto"`` (the ``det_size`` canvas
+            plus a 160x160 one, merged by one NMS), ``"single"``, or canvas sides such as ``(160, 640, 1280)``
+            (see :mod:`arcface.detect.scrfd`).
+        center_crop: the opt-in last resort for a photo where no stage finds a face: its central square of side
+            ``center_crop`` x the shorter image side is taken as the face (template landmarks, score 0,
+            ``Face.path == "center_crop"``); ``None`` (default): such a photo has no face.
 
     Images are paths, encoded bytes or uint8 RGB arrays (see :func:`arcface.imageio.load_image`).
     """
@@ -102,7 +108,13 @@ class FaceAnalyzer:
         precision: str = "f32",
         thresholds: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         decode_ahead: int = 2,
+        det_sizes: str | tuple[int, ...] = "auto",
+        center_crop: float | None = None,
     ) -> None:
+        if center_crop is not None and not 0.0 < center_crop <= 1.0:
+            raise InputError(f"center_crop must be a fraction in (0, 1] of the shorter image side, got {center_crop}")
+        #: Fraction of the shorter side taken as the face when nothing is detected (``None``: off).
+        self.center_crop = center_crop
         # the pack supplies the parts not injected (and names them); with both injected it is only loaded if given
         needs_pack = pack is not None or detector is None or embedder is None
         base_pack = (pack if isinstance(pack, Pack) else resolve_pack(pack)) if needs_pack else None
@@ -120,6 +132,12 @@ class FaceAnalyzer:
             }
             if det_threshold is not None:
                 options["score_threshold"] = det_threshold
+            if det_sizes != "auto":
+                if base_pack.detector_family != "scrfd":
+                    raise InputError(
+                        f"det_sizes applies to SCRFD detectors; {base_pack.detector_family} runs its own image pyramid"
+                    )
+                options["sizes"] = det_sizes
             detector = detector_family(base_pack.detector_family).build(
                 base_pack.detector, base_pack.detector_spec, threads=threads, **options
             )
@@ -243,10 +261,13 @@ class FaceAnalyzer:
                     results.append([])
                     continue
                 det = next(found)
+                if not len(det) and self.center_crop is not None:
+                    det = center_crop_detection(img.shape[:2], self.center_crop)
                 crops = align_faces(img, det.kps, self.crop_size) if len(det) else None
                 faces = []
+                size = (int(img.shape[1]), int(img.shape[0]))
                 for i in range(len(det)):
-                    face = Face(det.boxes[i], float(det.scores[i]), det.kps[i])
+                    face = Face(det.boxes[i], float(det.scores[i]), det.kps[i], path=det.path, image_size=size)
                     if with_crops:
                         face.crop = crops[i]
                     faces.append(face)
@@ -277,8 +298,16 @@ class FaceAnalyzer:
         """Embeddings ``(N, D)`` of already aligned uint8 RGB crops ``(N, 112, 112, 3)``."""
         return self.embedder.embed(crops, flip=self.flip, batch_size=self.batch_size)
 
-    def verify(self, a: ImageInput, b: ImageInput, threshold: float | None = None, color: str = "rgb"):
-        """Compare the largest face of ``a`` with the largest face of ``b``.
+    def verify(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        threshold: float | None = None,
+        color: str = "rgb",
+        select: str = "largest",
+    ):
+        """Compare one face of ``a`` with one face of ``b``: the largest of each, or the one ``select`` picks
+        (``"center"``, ``"center_largest"``: see :func:`arcface.face.select_face`).
 
         ``threshold``: a cosine in ``[-1, 1]``; ``None`` uses :attr:`threshold`. ``color``: channel order of
         array inputs (``"rgb"`` or OpenCV's ``"bgr"``).
@@ -289,7 +318,19 @@ class FaceAnalyzer:
 
         faces_a, faces_b = self.analyze_many([a, b], color=color)
         chosen = self.threshold if threshold is None else threshold
-        return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")))
+        return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")), select=select)
+
+
+def center_crop_detection(shape: tuple[int, int], fraction: float) -> Detections:
+    """The landmark-free last resort: the central square of side ``fraction`` x the shorter side of an image of
+    ``shape = (H, W)``, as one detection whose landmarks are the ArcFace template mapped onto that square (so the
+    aligned crop is that square resized), score 0, path ``"center_crop"``."""
+    h, w = shape
+    side = max(1.0, fraction * min(h, w))
+    x0, y0 = (w - side) / 2.0, (h - side) / 2.0
+    kps = ARCFACE_TEMPLATE * (side / 112.0) + np.array([x0, y0], np.float32)
+    box = np.array([[x0, y0, x0 + side, y0 + side]], np.float32)
+    return Detections(box, np.zeros(1, np.float32), kps[None].astype(np.float32), "center_crop")
 
 
 def pack_engine(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError, NoFaceError
-from arcface.face import largest_face
+from arcface.face import SELECT_RULES, select_face
 from arcface.thresholds import Threshold, check_threshold
 
 
@@ -66,21 +66,29 @@ class VerifyResult:
 
 
 def verify_faces(
-    faces_a, faces_b, threshold: Threshold | float, names=("a", "b"), pick: tuple[int | None, int | None] = (None, None)
+    faces_a,
+    faces_b,
+    threshold: Threshold | float,
+    names=("a", "b"),
+    pick: tuple[int | None, int | None] = (None, None),
+    select: str = "largest",
 ) -> VerifyResult:
-    """Decide on one face of each list (faces carry embeddings): the largest, or the one at index ``pick[i]``.
+    """Decide on one face of each list (faces carry embeddings): the one ``select`` picks (a rule of
+    :func:`arcface.face.select_face`: ``largest``, ``center``, ``center_largest``), or the one at index ``pick[i]``.
 
     ``threshold``: the recognizer's :class:`~arcface.thresholds.Threshold`, or a cosine given by the caller.
     Raises :class:`NoFaceError` for an empty list and :class:`InputError` for a pick out of range.
     """
+    if select not in SELECT_RULES:
+        raise InputError(f"face selection must be one of {', '.join(SELECT_RULES)}, got {select!r}")
     chosen, notes = [], []
     for faces, name, index in ((faces_a, names[0], pick[0]), (faces_b, names[1], pick[1])):
         if not faces:
             raise NoFaceError(f"no face found in {name}", image=name)
         if index is None:
-            chosen.append(largest_face(faces))
+            chosen.append(select_face(faces, select))
             if len(faces) > 1:
-                notes.append(f"{len(faces)} faces in {name}: the largest was used")
+                notes.append(f"{len(faces)} faces in {name}: the {select.replace('_', '-')} face was used")
         elif 0 <= index < len(faces):
             chosen.append(faces[index])
             notes.append(f"face {index} of {len(faces)} in {name} was chosen")
@@ -93,5 +101,7 @@ def verify_faces(
             notes.append("threshold not calibrated for this recognizer")
     else:
         value, provenance = check_threshold(threshold), "given by the caller"
+    notes += [f"the face of {n} was found by the {f.path.replace('_', ' ')} stage" for f, n in zip(chosen, names)
+              if f.path != "detector"]  # fmt: skip
     sim = float(np.dot(fa.embedding, fb.embedding))
     return VerifyResult(sim, sim >= value, value, provenance, (len(faces_a), len(faces_b)), notes, fa, fb)

@@ -183,6 +183,8 @@ def test_detector_nnarchive_describes_its_outputs(tmp_path, capsys, analyzer, wh
     canvas, box = letterbox(image, (640, 640))
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {model["inputs"][0]["name"]: analyzer.pack.detector_spec.preprocess(canvas[None])})
-    det = analyzer.detector._decode(outs, 0, box, image.shape[:2])
-    ref = analyzer.detector.detect(image)
+    det = analyzer.detector.decode_outputs(outs, box, image.shape[:2])
+    ref = analyzer.detector._finish(
+        analyzer.detector._run_canvas([image], (640, 640), 1, None, 0.5), 0.5, image.shape[:2], "detector"
+    )  # the library's own run on the same canvas
     np.testing.assert_allclose(det.kps, ref.kps, atol=1e-3)

@@ -44,7 +44,7 @@ def test_enroll_folders_one_identity_per_folder_group_photos_and_duplicates(know
         assert sorted(g.names) == ["alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"]
         assert report.enrolled == {"alex_lacamoire": 1, "biden": 2, "kit_harington": 2, "obama": 3, "rose_leslie": 2}
         reasons = {Path(p).name: r for p, r in report.skipped}
-        assert reasons["with_biden.jpg"].endswith("faces (group photo; use --largest)")
+        assert reasons["with_biden.jpg"].endswith("faces (group photo; use --largest or --select)")
         assert reasons["biden_copy.jpg"].startswith("duplicate of")
         assert "enrolled as identity 'biden'" in reasons["misfiled.jpg"]
         assert reasons["loose.jpg"] == "not in an identity folder"
@@ -101,7 +101,8 @@ def test_verify_pairs_to_csv(shared_data, analyzer, tmp_path):
             w.writerow([f"{labels[r['file_x']]}/{r['file_x']}", f"{labels[r['file_y']]}/{r['file_y']}", r["same"]])
     root = shared_data / "deepface_by_identity"
     out = tmp_path / "res.csv"
-    rc, _, err, _ = spawn_cli(["verify", "--pairs", str(pairs), "--root", str(root), "--out", str(out)])
+    argv = ["verify", "--pairs", str(pairs), "--root", str(root), "--out", str(out), "--runtime", "onnxruntime"]
+    rc, _, err, _ = spawn_cli(argv)  # the reference engine, as the analyzer it is compared with
     assert rc == 0, err
     got = list(csv.DictReader(open(out)))
     assert len(got) == 24
@@ -111,7 +112,7 @@ def test_verify_pairs_to_csv(shared_data, analyzer, tmp_path):
     assert correct >= 23 and f"accuracy {correct / 24:.4f} on 24 labelled" in err
     unlabelled = tmp_path / "unlabelled.csv"  # the same column may be left out
     unlabelled.write_text("".join(f"{g['path_a']},{g['path_b']}\n" for g in got[:3]))
-    rc, out_json, err, _ = spawn_cli(["verify", "--pairs", str(unlabelled), "--json"])
+    rc, out_json, err, _ = spawn_cli(["verify", "--pairs", str(unlabelled), "--json", "--runtime", "onnxruntime"])
     assert rc == 0, err
     res = json.loads(out_json)
     assert [r["similarity"] for r in res["results"]] == [float(g["similarity"]) for g in got[:3]]

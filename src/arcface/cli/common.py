@@ -19,6 +19,22 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="detection confidence threshold (default: the detector's own, 0.5 for SCRFD, 0.8 for MTCNN)",
     )
+    g.add_argument(
+        "--det-sizes",
+        type=_det_sizes,
+        default="auto",
+        metavar="auto|single|SIDES",
+        help="detector canvases merged by one NMS: auto (default: --det-size plus 160, for faces that fill the "
+        "photo), single, or comma-separated sides such as 160,640,1280 (small faces in large photos)",
+    )
+    g.add_argument(
+        "--center-crop",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="last resort for a photo where no face is found: take its central square (FRACTION of the shorter "
+        "side) as the face; results then say path=center_crop (default: off)",
+    )
     g.add_argument("--flip", action="store_true", help="flip test-time augmentation for embeddings")
     g.add_argument(
         "--runtime",
@@ -55,7 +71,33 @@ def analyzer_from_args(args: argparse.Namespace, **kw: Any):
         runtime=args.runtime,
         precision=args.precision,
         thresholds=args.thresholds,
+        det_sizes=args.det_sizes,
+        center_crop=args.center_crop,
         **kw,
+    )
+
+
+def _det_sizes(text: str) -> str | tuple[int, ...]:
+    if text in ("auto", "single"):
+        return text
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, single or comma-separated sides, got {text!r}") from None
+
+
+def add_select_option(p: argparse.ArgumentParser, default: str | None = "largest") -> None:
+    """``--select``: which face of a photo with several (a rule of :func:`arcface.face.select_face`); with
+    ``default=None`` the option is off unless given (commands that otherwise skip or keep every face)."""
+    from arcface.face import SELECT_RULES
+
+    what = f"(default {default})" if default else "(default: group photos are not reduced to one face)"
+    p.add_argument(
+        "--select",
+        choices=SELECT_RULES,
+        default=default,
+        help="which face of a photo with several: largest, center (nearest the centre) or center_largest "
+        f"(the largest unless a smaller one sits much nearer the centre) {what}",
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arcface.cli.common import add_batch_options
+from arcface.cli.common import add_batch_options, add_select_option
 from arcface.errors import InputError
 
 
@@ -88,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lf = sub.add_parser("lfw", help="LFW from image folders + pairs.txt (detection + alignment)")
     lf.add_argument("root", help="folder holding <name>/<name>_NNNN.jpg")
     lf.add_argument("--pairs", required=True, help="pairs.txt or pairsDevTest.txt")
+    add_select_option(lf, default="center")
     _common(lf)
     lf.set_defaults(func=_run_lfw)
 
@@ -234,6 +235,7 @@ def _run_lfw(args: argparse.Namespace) -> int:
                 flip=not args.no_flip,
                 fars=args.far,
                 show_progress=not args.quiet,
+                select=args.select,
             ),
         )
 

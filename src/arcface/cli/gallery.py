@@ -11,6 +11,7 @@ from typing import Any
 from arcface.cli.common import (
     add_batch_options,
     add_pack_options,
+    add_select_option,
     analyzer_from_args,
     print_json,
     report_failures,
@@ -28,12 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     gs = g.add_subparsers(dest="gallery_command", metavar="ACTION")
     gs.required = True
 
-    p = gs.add_parser("enroll", help="enrol (or extend) an identity from photos, largest face of each")
+    p = gs.add_parser("enroll", help="enrol (or extend) an identity from photos, one face of each (--select)")
     _gallery_options(p)
     p.add_argument("name", help="identity name")
     p.add_argument("images", nargs="+", help="photos of that person (files or folders)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata (repeatable)")
     p.add_argument("--replace", action="store_true", help="replace the identity's photos instead of adding")
+    add_select_option(p)
     add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_enroll)
@@ -46,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _gallery_options(p)
     p.add_argument("root", type=Path, metavar="ROOT", help="folder of identity sub-folders")
-    p.add_argument("--largest", action="store_true", help="take the largest face of group photos")
+    p.add_argument("--largest", action="store_true", help="take the largest face of group photos (--select largest)")
+    add_select_option(p, default=None)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_pack_options(p)
     p.set_defaults(func=cmd_enroll_folders)
@@ -85,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
     f.add_argument("--db-path", required=True, type=Path, help="folder of identity sub-folders")
     f.add_argument("--largest", action="store_true", help="enrol the largest face of group photos in DB_PATH")
+    add_select_option(f, default=None)
     f.add_argument("--top-k", type=int, default=5, help="candidates per face (default 5)")
     f.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
     f.add_argument("--json", action="store_true", help="print one JSON object per image")
@@ -101,7 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("dir", type=Path, help="folder of photos (recursed)")
     c.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's)")
     c.add_argument("--method", default="average", choices=("average", "single"), help="linkage (default average)")
-    c.add_argument("--largest", action="store_true", help="only the largest face of each photo")
+    c.add_argument("--largest", action="store_true", help="only the largest face of each photo (--select largest)")
+    add_select_option(c, default=None)
     c.add_argument("--out", type=Path, default=None, help="write the clusters as JSON here (default stdout)")
     add_batch_options(c)
     add_pack_options(c)
@@ -176,11 +181,16 @@ def _open(args: argparse.Namespace, analyzer: Any = None, create: bool = False, 
     )
 
 
+def _one_face_rule(args: argparse.Namespace) -> str | None:
+    """The rule picking one face of a group photo (``--select``, or ``--largest``), ``None``: all / none."""
+    return args.select or ("largest" if args.largest else None)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     import numpy as np
 
     from arcface.errors import InputError, NoFaceError
-    from arcface.face import largest_face
+    from arcface.face import select_face
     from arcface.imageio import iter_image_files
 
     meta = parse_meta(args.meta)
@@ -195,7 +205,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         for k, (path, faces) in enumerate(zip(files, per_image, strict=True))
         if not faces and k not in per_image.failed
     ]
-    rows = [largest_face(faces).embedding for faces in per_image if faces]
+    rows = [select_face(faces, args.select).embedding for faces in per_image if faces]
     early = report_failures(failures, args.strict, len(rows))
     if early is not None:
         if not rows and len(failures) == sum(f["error"] == "no face found" for f in failures):
@@ -282,7 +292,7 @@ def cmd_enroll_folders(args: argparse.Namespace) -> int:
 
     fa = analyzer_from_args(args)
     with _open(args, fa, create=True) as gallery:
-        report = sync_folders(gallery, fa, args.root, largest=args.largest, progress=sys.stderr.isatty())
+        report = sync_folders(gallery, fa, args.root, select=_one_face_rule(args), progress=sys.stderr.isatty())
         if args.json:
             print_json({**report.to_dict(), "identities": len(gallery)})
             return 0
@@ -306,7 +316,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     # one cache per model: a gallery holds one model's embeddings
     cache = Path(args.db_path) / ".arcface" / f"gallery-{(contract.model_sha256 or 'custom')[:12]}"
     with Gallery(cache, contract=contract, create=True, threshold=fa.threshold.value) as gallery:
-        report = sync_folders(gallery, fa, args.db_path, largest=args.largest, prune=True)
+        report = sync_folders(gallery, fa, args.db_path, select=_one_face_rule(args), prune=True)
         changed = len(report.enrolled) + len(report.removed)
         print(
             f"gallery {cache}: {len(gallery)} identities ({changed} updated, {len(report.skipped)} photo(s) skipped)",
@@ -348,7 +358,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     import numpy as np
 
     from arcface.errors import InputError
-    from arcface.face import face_index, largest_face
+    from arcface.face import face_index, select_face
     from arcface.gallery import cluster_embeddings
     from arcface.gallery.fileio import atomic_write_bytes
     from arcface.imageio import iter_image_files
@@ -371,7 +381,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             if k not in per_image.failed:
                 no_face.append(str(path))
             continue
-        chosen = [largest_face(faces)] if args.largest else faces
+        rule = _one_face_rule(args)
+        chosen = [select_face(faces, rule)] if rule else faces
         for face in chosen:
             items.append((str(path), face_index(faces, face), face))
     labels = (

@@ -13,6 +13,7 @@ import numpy as np
 from arcface.cli.common import (
     add_batch_options,
     add_pack_options,
+    add_select_option,
     analyzer_from_args,
     print_json,
     report_failures,
@@ -34,13 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--root", type=Path, default=None, help="folder relative paths in --pairs are taken from")
     p.add_argument("--out", type=Path, default=None, help="with --pairs: write the results to FILE.csv or FILE.json")
+    add_select_option(p)
     add_batch_options(p)
     add_pack_options(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("embed", help="512-d embeddings of the faces in photos or folders")
     p.add_argument("paths", nargs="+", help="image files or folders (recursed)")
-    p.add_argument("--all-faces", action="store_true", help="embed every face, not only the largest per photo")
+    p.add_argument("--all-faces", action="store_true", help="embed every face, not only the one --select picks")
+    add_select_option(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (embeddings as lists)")
     out.add_argument(
@@ -63,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _verify_pairs(args: argparse.Namespace) -> int:
     from arcface.eval.calibration import read_pairs_csv
-    from arcface.face import largest_face
+    from arcface.face import select_face
     from arcface.thresholds import check_threshold
 
     listed = read_pairs_csv(args.pairs, args.root, labels=False)
@@ -84,7 +87,7 @@ def _verify_pairs(args: argparse.Namespace) -> int:
         fa_, fb_ = faces[str(a)], faces[str(b)]
         row: dict[str, Any] = {"path_a": str(a), "path_b": str(b), "similarity": None, "same": None}
         if fa_ and fb_:
-            sim = float(largest_face(fa_).embedding @ largest_face(fb_).embedding)
+            sim = float(select_face(fa_, args.select).embedding @ select_face(fb_, args.select).embedding)
             row.update(similarity=round(sim, 6), same=sim >= t)
         else:
             missing = a if not fa_ else b
@@ -150,7 +153,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError("--out goes with --pairs")
     fa = analyzer_from_args(args)
     try:
-        res = fa.verify(args.image_a, args.image_b, threshold=args.threshold)
+        res = fa.verify(args.image_a, args.image_b, threshold=args.threshold, select=args.select)
     except NoFaceError as exc:
         if not args.json:
             raise
@@ -170,7 +173,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from arcface.errors import InputError
-    from arcface.face import face_index, largest_face
+    from arcface.face import face_index, select_face
     from arcface.imageio import iter_image_files
 
     if args.out is not None:
@@ -190,7 +193,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     for k, (path, faces) in enumerate(zip(files, faces_per_image)):
         if not faces and k not in faces_per_image.failed:
             print(f"arcface: no face in {path}", file=sys.stderr)
-        chosen = faces if args.all_faces else ([largest_face(faces)] if faces else [])
+        chosen = faces if args.all_faces else ([select_face(faces, args.select)] if faces else [])
         for f in chosen:
             rows.append((str(path), face_index(faces, f), f))
     if args.out:

@@ -7,6 +7,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+#: The stages that can produce a face, in the order they are tried (``"center_crop"``: no detection at all, an
+#: opt-in of :class:`arcface.pipeline.FaceAnalyzer`; landmarks are the template's, not measured).
+PATHS: tuple[str, ...] = ("detector", "padded", "low_threshold", "center_crop")
+
 
 @dataclass
 class Detections:
@@ -17,17 +21,22 @@ class Detections:
         scores: float32 ``(N,)`` detection confidences in ``[0, 1]``.
         kps: float32 ``(N, 5, 2)`` landmarks (x, y) in pixels (left eye, right eye, nose, left mouth,
             right mouth), or ``None`` for a detector without keypoints.
+        path: which stage found them (one of :data:`PATHS`): ``"detector"`` (the normal pass),
+            ``"padded"`` (the photo again inside a border: a face that fills it), ``"low_threshold"`` (the
+            candidates of both passes at the detector's lower fallback threshold).
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     kps: np.ndarray | None
+    path: str = "detector"
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def select(self, idx: np.ndarray) -> Detections:
-        return Detections(self.boxes[idx], self.scores[idx], None if self.kps is None else self.kps[idx])
+        kps = None if self.kps is None else self.kps[idx]
+        return Detections(self.boxes[idx], self.scores[idx], kps, self.path)
 
     @staticmethod
     def empty(with_kps: bool = True) -> Detections:

@@ -17,10 +17,17 @@ Each level's outputs are ``(B, H*W*A, C)`` (or ``(H*W*A, C)`` for fixed batch-1 
 offsets in units of the stride). Anchor centres are ``(x*stride, y*stride)`` in row-major order, each
 repeated A times.
 
-The image is letterboxed: scaled to fit ``input_size`` keeping its aspect ratio, pasted at the top-left
-corner of a zero canvas; coordinates are mapped back by the same scale. The padded retry (a face that fills
-the photo) places the *downscaled* image inside a zero border on the canvas, so its memory is the canvas's,
-whatever the photo's size.
+The image is letterboxed: scaled to fit a canvas keeping its aspect ratio, pasted at the top-left corner of a
+zero canvas; coordinates are mapped back by the same scale.
+
+Multi-resolution detection: each photo is run on several canvases (by default the main ``input_size`` and a
+small 160x160 one, see ``sizes``); the candidates of all canvases, in pixels of the photo, are merged by one
+NMS. A small canvas sees a face that fills the photo at a size the model knows (on the 640 canvas such a face
+is several hundred pixels wide and is missed); a large canvas (opt-in) keeps small faces of large photos above
+the model's smallest anchors. Where no canvas finds a face, the photo is tried once more inside a zero border
+(``pad_retry``: the *downscaled* photo, so memory stays the canvas's), then the candidates of those runs are
+re-read at the lower ``fallback_threshold`` (no extra model run). :attr:`Detections.path` says which stage
+found the faces.
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ _LAYOUTS: dict[int, tuple[tuple[int, ...], int, bool]] = {
 
 #: Largest detector canvas side in pixels (a 4096x4096 canvas already needs about 250 MB as float input).
 MAX_INPUT_SIDE = 4096
+#: The small canvas of ``sizes="auto"``: a face that fills a photo is about this wide on it (measured on
+#: ../shared/data: tight crops at 0.7-1.2x the face box and the AT&T crops are all found at 128-256; 160 costs
+#: 0.8 ms against 8.9 ms for the 640 canvas on this AMD EPYC; see benchmarks/bench_hard_photos.py).
+SMALL_CANVAS = 160
+#: Default lower threshold of the last detection stage (candidates already computed, re-read).
+FALLBACK_THRESHOLD = 0.3
 
 
 def recognises(session) -> bool:
@@ -108,9 +121,13 @@ class SCRFD:
         min_face_size: drop faces whose box is smaller than this many pixels on its shorter side.
         threads: ONNX Runtime intra-op threads (default: all cores).
         runtime, precision: the engine and its precision (see :mod:`arcface.runtime`).
-        pad_retry: when an image yields no face, detect again on the image centred in a zero border of
-            half its longer side (a face that fills a small photo is otherwise too large once the photo is
-            upscaled to the canvas); coordinates are mapped back to the original image.
+        sizes: canvases of multi-resolution detection: ``"auto"`` (the main ``input_size`` canvas plus a
+            160x160 one), ``"single"`` (the main canvas only), or square canvas sides (multiples of 32), e.g.
+            ``(160, 640, 1280)`` for crowds in large photos. Candidates of all canvases are merged by one NMS.
+        pad_retry: when no canvas finds a face, detect again on the main canvas with the image centred in a
+            zero border of half its longer side (a face that fills the photo); coordinates are mapped back.
+        fallback_threshold: when still nothing is found, keep the candidates of those runs scoring at least
+            this (``None``: no such stage). The result's ``path`` says ``"low_threshold"``.
     """
 
     def __init__(
@@ -126,6 +143,8 @@ class SCRFD:
         pad_retry: bool = True,
         runtime: str = "onnxruntime",
         precision: str = "f32",
+        sizes: str | tuple[int, ...] | list[int] = "auto",
+        fallback_threshold: float | None = FALLBACK_THRESHOLD,
     ) -> None:
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
@@ -135,6 +154,11 @@ class SCRFD:
             )
         if not 0.0 <= score_threshold <= 1.0:
             raise InputError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        if fallback_threshold is not None and not 0.0 <= fallback_threshold <= score_threshold:
+            raise InputError(
+                f"fallback_threshold must lie in [0, score_threshold={score_threshold}], got {fallback_threshold}"
+            )
+        self.fallback_threshold = None if fallback_threshold is None else float(fallback_threshold)
         self.spec = spec
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.score_threshold = float(score_threshold)
@@ -142,6 +166,7 @@ class SCRFD:
         self.max_faces = int(max_faces)
         self.min_face_size = float(min_face_size)
         self.pad_retry = bool(pad_retry)
+        self.sizes = self._canvases(sizes)
         self.model_path = str(model_path)
         self.session = get_session(model_path, threads, runtime=runtime, precision=precision)
         self.input_name = spec.input_name or self.session.get_inputs()[0].name
@@ -160,6 +185,25 @@ class SCRFD:
         """True on CUDA with a batch-capable model; on CPU one canvas per run is faster (measured: 4 images at
         640x640 take 111 ms as one batch of 4 and 86 ms one by one)."""
         return self.batched and "CUDAExecutionProvider" in self.session.get_providers()
+
+    def _canvases(self, sizes: str | tuple[int, ...] | list[int]) -> tuple[tuple[int, int], ...]:
+        """The ``(width, height)`` canvases of one detection pass, largest first."""
+        if sizes == "auto":
+            return (
+                (self.input_size,)
+                if min(self.input_size) <= SMALL_CANVAS
+                else (self.input_size, (SMALL_CANVAS, SMALL_CANVAS))
+            )
+        if sizes == "single":
+            return (self.input_size,)
+        if isinstance(sizes, str) or not sizes:
+            raise InputError(f"detector sizes must be 'auto', 'single' or canvas sides, got {sizes!r}")
+        out = []
+        for v in sizes:
+            if not isinstance(v, int | np.integer) or v <= 0 or v % 32 or v > MAX_INPUT_SIDE:
+                raise InputError(f"detector canvas sides must be multiples of 32 up to {MAX_INPUT_SIDE}, got {v!r}")
+            out.append((int(v), int(v)))
+        return tuple(sorted(set(out), key=lambda wh: -wh[0]))
 
     def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
         key = (height, width, stride)
@@ -180,13 +224,14 @@ class SCRFD:
         per = [self.session.run(self.output_names, {self.input_name: blob[i : i + 1]}) for i in range(len(blob))]
         return [np.concatenate([(p[k] if p[k].ndim == 3 else p[k][None]) for p in per]) for k in range(len(per[0]))]
 
-    def _decode(self, outs: list[np.ndarray], b: int, box: Letterbox, shape: tuple[int, int]) -> Detections:
+    def _candidates(self, outs: list[np.ndarray], b: int, box: Letterbox, canvas: tuple[int, int], floor: float):
+        """``(boxes, scores, kps)`` scoring at least ``floor`` in one canvas's outputs, in pixels of the image."""
         fmc = len(self.strides)
-        tw, th = self.input_size
+        tw, th = canvas
         all_scores, all_boxes, all_kps = [], [], []
         for level, stride in enumerate(self.strides):
             scores = outs[level][b].reshape(-1)
-            keep = np.nonzero(scores >= self.score_threshold)[0]
+            keep = np.nonzero(scores >= floor)[0]
             if keep.size == 0:
                 continue
             centers = self._anchor_centers(th // stride, tw // stride, stride)[keep]
@@ -197,15 +242,37 @@ class SCRFD:
                 k = outs[level + 2 * fmc][b][keep].reshape(-1, 5, 2) * stride
                 all_kps.append(centers[:, None, :] + k)
         if not all_scores:
-            return Detections.empty(self.has_kps)
-        scores = np.concatenate(all_scores).astype(np.float32)
-        boxes = box.to_image(np.concatenate(all_boxes))
+            return None
         kps = box.to_image(np.concatenate(all_kps)) if self.has_kps else None
+        return box.to_image(np.concatenate(all_boxes)), np.concatenate(all_scores).astype(np.float32), kps
+
+    def decode_outputs(
+        self, outs: list[np.ndarray], box: Letterbox, shape: tuple[int, int], canvas: tuple[int, int] | None = None
+    ) -> Detections:
+        """Faces of one image from this model's raw outputs on one canvas (``canvas``: its ``(width, height)``,
+        default the main one), e.g. outputs computed by another runtime; NMS, clipping and size rules applied."""
+        cand = self._candidates([o if o.ndim == 3 else o[None] for o in outs], 0, box, canvas or self.input_size,
+                                self.score_threshold)  # fmt: skip
+        return self._finish([cand], self.score_threshold, shape, "detector")
+
+    def _finish(self, cands: list, threshold: float, shape: tuple[int, int], path: str) -> Detections:
+        """One NMS over the candidates of every canvas scoring at least ``threshold``; clip, size rules."""
+        cands = [c for c in cands if c is not None]
+        if not cands:
+            return Detections.empty(self.has_kps)
+        boxes = np.concatenate([c[0] for c in cands])
+        scores = np.concatenate([c[1] for c in cands])
+        kps = np.concatenate([c[2] for c in cands]) if self.has_kps else None
+        ok = np.nonzero(scores >= threshold)[0]
+        if ok.size == 0:
+            return Detections.empty(self.has_kps)
+        boxes, scores, kps = boxes[ok], scores[ok], None if kps is None else kps[ok]
         keep = nms(boxes, scores, self.nms_threshold)
         det = Detections(
             boxes[keep].astype(np.float32),
             scores[keep],
             None if kps is None else kps[keep].astype(np.float32),
+            path,
         )
         h, w = shape
         det.boxes[:, [0, 2]] = np.clip(det.boxes[:, [0, 2]], 0, w)
@@ -224,33 +291,51 @@ class SCRFD:
         return self.detect_many([image_rgb])[0]
 
     def detect_many(self, images_rgb: list[np.ndarray], batch_size: int = 8) -> list[Detections]:
-        """Faces in several images; letterboxed canvases are run in batches when the model allows."""
+        """Faces in several images (see the module docstring for the stages); letterboxed canvases of one size
+        are run in batches when the model allows."""
         for img in images_rgb:
             if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
                 raise InputError("detector input must be a uint8 RGB array of shape (H, W, 3)")
-        results = self._detect_batches(images_rgb, batch_size)
-        if self.pad_retry:
-            missed = [i for i, d in enumerate(results) if len(d) == 0]
-            if missed:
-                pads = [max(images_rgb[i].shape[:2]) // 2 for i in missed]
-                retried = self._detect_batches([images_rgb[i] for i in missed], batch_size, pads)
-                for i, det in zip(missed, retried):
-                    if len(det):
-                        results[i] = det
+        floor = self.score_threshold if self.fallback_threshold is None else self.fallback_threshold
+        n = len(images_rgb)
+        cands: list[list] = [[] for _ in range(n)]
+        for canvas in self.sizes:
+            for i, c in enumerate(self._run_canvas(images_rgb, canvas, batch_size, None, floor)):
+                cands[i].append(c)
+        shapes = [img.shape[:2] for img in images_rgb]
+        results = [self._finish(cands[i], self.score_threshold, shapes[i], "detector") for i in range(n)]
+        missed = [i for i, d in enumerate(results) if len(d) == 0]
+        if missed and self.pad_retry:
+            pads = [max(images_rgb[i].shape[:2]) // 2 for i in missed]
+            padded = self._run_canvas([images_rgb[i] for i in missed], self.input_size, batch_size, pads, floor)
+            for i, c in zip(missed, padded):
+                cands[i].append(c)
+                det = self._finish([c], self.score_threshold, shapes[i], "padded")
+                if len(det):
+                    results[i] = det
+        if self.fallback_threshold is not None:
+            for i in missed:
+                if len(results[i]) == 0:
+                    results[i] = self._finish(cands[i], self.fallback_threshold, shapes[i], "low_threshold")
         return results
 
-    def _detect_batches(
-        self, images_rgb: list[np.ndarray], batch_size: int, pads: list[int] | None = None
-    ) -> list[Detections]:
-        results: list[Detections] = []
+    def _run_canvas(
+        self,
+        images_rgb: list[np.ndarray],
+        canvas: tuple[int, int],
+        batch_size: int,
+        pads: list[int] | None,
+        floor: float,
+    ) -> list:
+        """Candidates of each image on one canvas size (``pads``: per-image zero border, for the retry)."""
+        out: list = []
         for start in range(0, len(images_rgb), batch_size):
             chunk = images_rgb[start : start + batch_size]
             canvases, boxes = [], []
             for k, img in enumerate(chunk):
-                c, lb = letterbox(img, self.input_size, pads[start + k] if pads else 0)
+                c, lb = letterbox(img, canvas, pads[start + k] if pads else 0)
                 canvases.append(c)
                 boxes.append(lb)
             outs = self._run(np.stack(canvases))
-            for b, (img, lb) in enumerate(zip(chunk, boxes)):
-                results.append(self._decode(outs, b, lb, img.shape[:2]))
-        return results
+            out.extend(self._candidates(outs, b, lb, canvas, floor) for b, lb in enumerate(boxes))
+        return out

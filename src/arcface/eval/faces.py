@@ -2,9 +2,10 @@
 
 Each photo is run through a detector (anything with ``detect(image_rgb) -> detections`` having
 ``boxes (N, 4)``, ``scores (N,)``, ``kps (N, 5, 2)`` in pixels, as :class:`arcface.detect.base.Detections`).
-The face **closest to the image centre** is kept (benchmark photos such as LFW centre the subject); ties
-are broken by the larger box. Photos where nothing is detected are counted and fall back to a centre
-crop: the central square of side ``fallback_fraction * min(H, W)`` resized to the embedder input size.
+The face **closest to the image centre** is kept by default (benchmark photos such as LFW centre the subject;
+ties: the larger box); ``select`` takes any rule of :func:`arcface.face.select_face`. Photos where nothing is
+detected are counted and fall back to a centre crop: the central square of side ``fallback_fraction * min(H, W)``
+resized to the embedder input size.
 Photos that cannot be read at all (truncated, not an image) are counted with their reason and replaced by a
 uniform grey crop, so a protocol keeps its pairs and one bad file never stops an evaluation.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from arcface.face import select_index
 from arcface.imageio import load_image
 
 Aligner = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
@@ -30,15 +32,10 @@ def default_aligner() -> Aligner:
     return align_faces
 
 
-def select_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
-    """Index of the box whose centre is nearest the image centre (ties: the larger box)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+def select_face(boxes: np.ndarray, image_shape: tuple[int, ...], rule: str = "center") -> int:
+    """Index of the box ``rule`` picks (default: centre nearest the image centre, ties: the larger box)."""
     h, w = image_shape[:2]
-    cx = (b[:, 0] + b[:, 2]) / 2 - w / 2
-    cy = (b[:, 1] + b[:, 3]) / 2 - h / 2
-    dist = np.round(np.hypot(cx, cy), 6)
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return int(np.lexsort((-area, dist))[0])
+    return select_index(boxes, rule, (w, h))
 
 
 def centre_crop(image: np.ndarray, size: int = 112, fraction: float = 0.5) -> np.ndarray:
@@ -79,12 +76,13 @@ def face_crop(
     aligner: Aligner,
     size: int = 112,
     fallback_fraction: float = 0.5,
+    select: str = "center",
 ) -> tuple[np.ndarray, bool]:
-    """``(crop, detected)`` for one RGB photo: aligned centre-most face, or the centre-crop fallback."""
+    """``(crop, detected)`` for one RGB photo: the aligned face ``select`` picks, or the centre-crop fallback."""
     det = detector.detect(image)
     if len(det) == 0:
         return centre_crop(image, size, fallback_fraction), False
-    i = select_face(det.boxes, image.shape)
+    i = select_face(det.boxes, image.shape, select)
     kps = np.asarray(det.kps, dtype=np.float32)[i : i + 1]
     return aligner(image, kps, size)[0], True
 
@@ -97,6 +95,7 @@ def iter_face_crops(
     fallback_fraction: float = 0.5,
     stats: CropStats | None = None,
     loader: Callable[[Any], np.ndarray] = load_image,
+    select: str = "center",
 ) -> Iterator[np.ndarray]:
     """Aligned crops of photos (paths or bytes), one per source; fills ``stats`` as it goes."""
     from arcface.errors import InputError
@@ -111,7 +110,7 @@ def iter_face_crops(
                 stats.unreadable.append((str(src), str(exc)))
             yield np.full((size, size, 3), 128, np.uint8)
             continue
-        crop, ok = face_crop(image, detector, align, size, fallback_fraction)
+        crop, ok = face_crop(image, detector, align, size, fallback_fraction, select)
         if stats is not None:
             stats.n_images += 1
             if not ok:

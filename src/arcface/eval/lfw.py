@@ -96,12 +96,14 @@ def evaluate_lfw(
     fars: Sequence[float] = DEFAULT_FARS,
     fallback_fraction: float = 0.5,
     show_progress: bool = False,
+    select: str = "center",
 ) -> VerificationSummary:
     """Verification figures on LFW-style folders (10-fold accuracy on the protocol folds, TAR@FAR, EER).
 
     Args:
         analyzer: provides ``.detector`` (and ``.embedder`` unless ``embedder`` is given).
         aligner: ``(image, kps (N,5,2), size) -> crops``; default :func:`arcface.align.align_faces`.
+        select: which face of a photo (a rule of :func:`arcface.face.select_face`; default: nearest the centre).
     The summary's ``extra`` holds ``n_images``, ``n_undetected`` and the first undetected paths.
     """
     lp = parse_pairs(pairs_file)
@@ -116,7 +118,13 @@ def evaluate_lfw(
     size = input_size(emb_model)[0]
     stats = CropStats()
     crops = iter_face_crops(
-        list(paths), analyzer.detector, aligner, size=size, fallback_fraction=fallback_fraction, stats=stats
+        list(paths),
+        analyzer.detector,
+        aligner,
+        size=size,
+        fallback_fraction=fallback_fraction,
+        stats=stats,
+        select=select,
     )
     emb = embed_crops(
         emb_model, crops, batch_size=batch_size, flip=flip, total=len(paths), desc="lfw", show_progress=show_progress

@@ -3,15 +3,16 @@
 ``ROOT/<identity>/<photos>`` (photos may sit deeper) is the layout of deepface's ``db_path`` and of
 face_recognition's ``known/`` folder. :func:`sync_folders` enrols each sub-folder as the identity named after it:
 
-* a photo must show exactly one face; a group photo enrols nothing (and is reported) unless ``largest=True``,
-  which takes its largest face;
+* a photo must show exactly one face; a group photo enrols nothing (and is reported) unless ``select`` names
+  the rule that picks one of its faces (``"largest"``, ``"center"``, ``"center_largest"``; ``largest=True`` is
+  ``select="largest"``);
 * photos are recognised by the SHA-256 of their bytes: a photo already enrolled (under any identity, or twice in
   a folder) is skipped as a duplicate, so re-running only embeds new photos;
 * with ``prune=True`` (the cache of ``arcface find``) an identity whose folder lost photos is re-enrolled from
   what is left, and identities whose folder is gone are removed.
 
 The digests live in each identity's metadata (``photo_sha256``; photos that gave no usable face in
-``skipped_sha256``, so they are not re-analysed on every run; ``largest=True`` looks at them again).
+``skipped_sha256``, so they are not re-analysed on every run; ``select`` looks at them again).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from arcface.face import largest_face
+from arcface.errors import InputError
+from arcface.face import SELECT_RULES, select_face
 from arcface.imageio import IMAGE_EXTENSIONS, identity_folders
 from arcface.io_utils import sha256_file
 
@@ -41,7 +43,7 @@ class FolderSync:
         unchanged: identities already up to date.
         removed: identities removed (``prune``).
         skipped: ``(photo, reason)`` for photos not enrolled: ``duplicate of PATH``, ``no face``,
-            ``N faces (group photo; use --largest)``, ``unreadable: ...``, ``not in an identity folder``.
+            ``N faces (group photo; use --largest or --select)``, ``unreadable: ...``, ``not in an identity folder``.
     """
 
     enrolled: dict[str, int] = field(default_factory=dict)
@@ -67,6 +69,7 @@ def sync_folders(
     largest: bool = False,
     prune: bool = False,
     progress: bool = False,
+    select: str | None = None,
 ) -> FolderSync:
     """Enrol (or update) one identity per sub-folder of ``root`` (see the module docstring).
 
@@ -74,12 +77,17 @@ def sync_folders(
         gallery: an open, writable :class:`arcface.gallery.Gallery`.
         analyzer: the :class:`arcface.FaceAnalyzer` whose embeddings the gallery holds.
         root: the folder of identity sub-folders.
-        largest: take the largest face of a group photo instead of skipping it.
+        largest: take the largest face of a group photo instead of skipping it (``select="largest"``).
+        select: take the face this rule of :func:`arcface.face.select_face` picks from a group photo.
         prune: re-enrol identities whose folder lost photos; remove identities without a folder.
         progress: a progress bar while embedding.
     """
     from arcface.gallery.contract import EmbeddingContract
 
+    if largest and select is None:
+        select = "largest"
+    if select is not None and select not in SELECT_RULES:
+        raise InputError(f"face selection must be one of {', '.join(SELECT_RULES)}, got {select!r}")
     root = Path(root)
     folders = identity_folders(root)
     report = FolderSync()
@@ -106,7 +114,7 @@ def sync_folders(
         rebuild = prune and bool(stored - current)
         todo = []
         for p, d in digests:
-            if not rebuild and (d in stored or (d in skipped_before and not largest)):
+            if not rebuild and (d in stored or (d in skipped_before and select is None)):
                 continue
             if d in known and not (rebuild and d in stored):
                 report.skipped.append((str(p), f"duplicate of a photo enrolled as {known[d]}"))
@@ -129,13 +137,13 @@ def sync_folders(
             reason = None
             if not faces:
                 reason = errors.get(str(p), "no face")
-            elif len(faces) > 1 and not largest:
-                reason = f"{len(faces)} faces (group photo; use --largest)"
+            elif len(faces) > 1 and select is None:
+                reason = f"{len(faces)} faces (group photo; use --largest or --select)"
             if reason is not None:
                 report.skipped.append((str(p), reason))
                 bad.append(d)
                 continue
-            rows.append(largest_face(faces).embedding)
+            rows.append(select_face(faces, select or "largest").embedding)
             ok.append(d)
         meta = gallery.metadata(name) if name in gallery else {}
         skipped = sorted(set(bad) | (set() if rebuild else set(meta.get(SKIPPED, []))))

@@ -48,6 +48,11 @@ class FaceOut(_Body):
     bbox: list[float] = Field(..., description="[x1, y1, x2, y2] in pixels of the uploaded image")
     score: float = Field(..., description="detection confidence in [0, 1]")
     kps: list[list[float]] = Field(..., description="5 landmarks [x, y] in pixels")
+    path: str = Field(
+        "detector",
+        description="stage that found the face: detector, padded (a face filling the photo), low_threshold, "
+        "or center_crop (no detection: the opt-in last resort)",
+    )
     embedding: list[float] | None = Field(None, description="L2-normalised float32 embedding (when asked for)")
 
 

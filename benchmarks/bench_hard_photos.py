@@ -1,0 +1,146 @@
+"""Hard photos: faces found, by which stage, and verification before/after, on the real photos of ../shared/data.
+
+Sets (all made from ../shared/data's labelled photos, nothing downloaded):
+- ``tight-X``: each deepface / face_recognition photo cropped to a square of X times its face box (X = 1.2, 1.0,
+  0.85, 0.7: at 0.7 the chin and forehead are cut), the way celebrity sets (CFP, CelebA crops) come;
+- ``att``: the AT&T crops (92x112 grey, the face fills the photo);
+- ``blur-S``: the deepface / face_recognition photos blurred (Gaussian sigma S px): low-quality captures.
+
+Detector configurations:
+- ``plain``: one 640 canvas, no retry (a plain SCRFD letterbox, insightface's default);
+- ``before``: one 640 canvas + the padded retry (this library before multi-resolution detection);
+- ``auto``: 640 + 160 canvases merged by one NMS, padded retry, low-threshold stage (the default now);
+- ``auto+centre``: ``auto`` plus the opt-in centre crop (``center_crop=0.9``).
+
+For each set and configuration: photos with a face, by stage; verification accuracy at the calibrated threshold
+on all within-set pairs of the labelled photos (a photo without a face makes its pairs errors), and detection
+time per photo. ``python benchmarks/bench_hard_photos.py [--sets tight-0.85,att]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from arcface import FaceAnalyzer
+from arcface.imageio import load_image
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def labelled_photos() -> tuple[list[np.ndarray], list[str], list[np.ndarray], list[str]]:
+    """(colour photos, their identities, AT&T crops, their identities)."""
+    import csv
+
+    colour, ids = [], []
+    labels = {r["file"]: r["identity"] for r in csv.DictReader(open(DATA / "deepface_labels.csv"))}
+    for p in sorted((DATA / "deepface_by_identity").rglob("*.jpg")):
+        colour.append(load_image(p))
+        ids.append("df-" + labels.get(p.name, p.parent.name))
+    for p in sorted((DATA / "face_recognition_by_identity").rglob("*")):
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
+            colour.append(load_image(p))
+            ids.append("fr-" + p.parent.name)
+    att = sorted((DATA / "att_faces").rglob("*.pgm"))
+    return colour, ids, [load_image(p) for p in att], ["att-" + p.parent.name for p in att]
+
+
+def tight_crop(img: np.ndarray, box: np.ndarray, factor: float) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, factor * max(x2 - x1, y2 - y1) / 2
+    h, w = img.shape[:2]
+    a, b = max(0, int(cy - half)), min(h, int(cy + half))
+    c, d = max(0, int(cx - half)), min(w, int(cx + half))
+    return np.ascontiguousarray(img[a:b, c:d])
+
+
+def make_sets(names: list[str], reference: FaceAnalyzer) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    colour, ids, att, att_ids = labelled_photos()
+    boxes = [max(reference.analyze(im, embed=False), key=lambda f: f.area).bbox for im in colour]
+    sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}
+    for name in names:
+        if name == "att":
+            sets[name] = (att, att_ids)
+        elif name.startswith("tight-"):
+            f = float(name.split("-")[1])
+            sets[name] = ([tight_crop(im, b, f) for im, b in zip(colour, boxes)], ids)
+        elif name.startswith("blur-"):
+            s = float(name.split("-")[1])
+            sets[name] = ([cv2.GaussianBlur(im, (0, 0), s) for im in colour], ids)
+        else:
+            raise SystemExit(f"unknown set {name}")
+    return sets
+
+
+def accuracy(embs: list[np.ndarray | None], ids: list[str], threshold: float) -> tuple[float, int]:
+    """Accuracy over all within-set pairs at ``threshold``; a photo without a face makes its pairs errors."""
+    n = len(ids)
+    right = total = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            same = ids[i] == ids[j]
+            total += 1
+            if embs[i] is None or embs[j] is None:
+                continue
+            right += (float(embs[i] @ embs[j]) >= threshold) == same
+    return right / total, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="tight-1.2,tight-1.0,tight-0.85,tight-0.7,att,blur-30,blur-40")
+    args = ap.parse_args()
+    configs = {
+        "plain": FaceAnalyzer(det_sizes="single"),
+        "before": FaceAnalyzer(det_sizes="single"),
+        "auto": FaceAnalyzer(),
+        "auto+centre": FaceAnalyzer(center_crop=0.9),
+    }
+    configs["plain"].detector.pad_retry, configs["plain"].detector.fallback_threshold = False, None
+    configs["before"].detector.fallback_threshold = None
+    threshold = configs["auto"].threshold.value
+    sets = make_sets(args.sets.split(","), configs["auto"])
+    flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
+    cpu = next((ln.split(":")[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    print(f"CPU: {cpu}; avx512f={'avx512f' in flags}; threshold {threshold:.4f} (cosine)")
+    print(
+        f"{'set':11s} {'photos':>6s} {'config':12s} {'found':>6s}  stages{' ' * 34} {'accuracy':>9s} {'ms/photo':>9s}"
+    )
+    for name, (images, ids) in sets.items():
+        for cname, fa in configs.items():
+            t = time.perf_counter()
+            per = fa.analyze_many(images)
+            ms = (time.perf_counter() - t) / len(images) * 1e3
+            chosen = [max(f, key=lambda x: x.area) if f else None for f in per]
+            stages = Counter(f.path for f in chosen if f is not None)
+            acc, pairs = accuracy([None if f is None else f.embedding for f in chosen], ids, threshold)
+            found = sum(f is not None for f in chosen)
+            st = ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))
+            print(f"{name:11s} {len(images):6d} {cname:12s} {found:6d}  {st:40s} {acc:9.4f} {ms:9.1f}")
+        print(f"{'':11s} ({pairs} within-set pairs)")
+    # time of the stages on ordinary photos: the three wheel photos, rounds interleaved
+    from arcface.models.packs import builtin_dir
+
+    wheel = [load_image(builtin_dir() / n) for n in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
+    ra, rb = [], []
+    for _ in range(7):
+        for fa, out in ((configs["auto"], ra), (configs["before"], rb)):
+            t = time.perf_counter()
+            for _ in range(3):
+                fa.analyze_many(wheel)
+            out.append(time.perf_counter() - t)
+    ratios = [a / b for a, b in zip(ra, rb)]
+    print(
+        f"\nwheel photos end to end, auto / before: {statistics.median(ratios):.3f}x "
+        f"({min(ratios):.3f}-{max(ratios):.3f}), 7 interleaved rounds"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Hard photos on real faces: multi-resolution detection, the fallback stages, and the face-selection rules.
+
+Each stage is made to be the one that finds the face, and the test asserts the reported ``path`` and that the
+landmarks land on the face (against the landmarks found on the untouched photo, mapped into the edited one).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from arcface.detect.scrfd import SCRFD
+from arcface.face import select_face
+from arcface.imageio import load_image
+from arcface.pipeline import FaceAnalyzer
+
+
+@pytest.fixture(scope="module")
+def model(vectron_dir):
+    return vectron_dir / "scrfd_500m_bnkps.onnx"
+
+
+@pytest.fixture(scope="module")
+def obama(shared_data):
+    """A real frontal photo (910x1137) and its face's box and landmarks on the untouched photo."""
+    img = load_image(shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg")
+    return img
+
+
+def _reference(model, img):
+    det = SCRFD(model, sizes="single").detect(img)
+    assert len(det) == 1
+    return det.boxes[0], det.kps[0]
+
+
+def _on_face(kps: np.ndarray, ref_kps: np.ndarray, face_width: float, tol: float = 0.08) -> None:
+    err = np.linalg.norm(kps - ref_kps, axis=1).max()
+    assert err < tol * face_width, (err, face_width, kps, ref_kps)
+
+
+def test_tight_crop_is_found_in_the_first_pass(model, obama):
+    """A crop tighter than the face box (0.85x): the 640 canvas misses it; the 160 canvas finds it, merged by one
+    NMS, with landmarks where the untouched photo has them."""
+    box, kps = _reference(model, obama)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = 0.85 * max(box[2] - box[0], box[3] - box[1]) / 2
+    x0, y0 = int(cx - half), int(cy - half)
+    crop = np.ascontiguousarray(obama[y0 : int(cy + half), x0 : int(cx + half)])
+    single = SCRFD(model, sizes="single", pad_retry=False, fallback_threshold=None).detect(crop)
+    assert len(single) == 0  # what a plain 640 letterbox gives
+    det = SCRFD(model).detect(crop)
+    assert len(det) == 1 and det.path == "detector"
+    _on_face(det.kps[0], kps - [x0, y0], box[2] - box[0])
+    retried = SCRFD(model, sizes="single").detect(crop)  # without the small canvas: the padded retry
+    assert len(retried) == 1 and retried.path == "padded"
+    _on_face(retried.kps[0], kps - [x0, y0], box[2] - box[0])
+
+
+def test_small_face_in_a_large_photo_needs_a_large_canvas(model, obama):
+    """A 40-pixel face in a 3000x2000 photo is 8 pixels on the 640 canvas (missed); an added 1920 canvas finds
+    it, and the landmarks land on it."""
+    box, kps = _reference(model, obama)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = 1.6 * (box[2] - box[0])
+    x0, y0 = int(cx - side / 2), int(cy - side / 2)
+    crop = obama[y0 : y0 + int(side), x0 : x0 + int(side)]
+    scale = 64 / crop.shape[1]  # the face box becomes 40 px wide
+    small = cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    photo = np.clip(110 + rng.normal(0, 8, (2000, 3000, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+    photo[1300:1364, 2100:2164] = small
+    assert len(SCRFD(model).detect(photo)) == 0
+    det = SCRFD(model, sizes=(160, 640, 1920)).detect(photo)
+    assert len(det) == 1 and det.path == "detector"
+    _on_face(det.kps[0], (kps - [x0, y0]) * scale + [2100, 1300], 40, tol=0.15)
+    fa = FaceAnalyzer(det_sizes=(160, 640, 1920))
+    assert [f.path for f in fa.analyze(photo)] == ["detector"]
+
+
+def test_low_threshold_stage_finds_a_blurred_face(model, obama):
+    """Blurred until its best score drops below 0.5 (but not below 0.3): found only by the last detection stage,
+    reported as such, landmarks on the face."""
+    box, kps = _reference(model, obama)
+    blurred = cv2.GaussianBlur(obama, (0, 0), 40)
+    assert len(SCRFD(model, fallback_threshold=None).detect(blurred)) == 0
+    det = SCRFD(model).detect(blurred)
+    assert len(det) == 1 and det.path == "low_threshold" and 0.3 <= det.scores[0] < 0.5
+    # a face this blurred keeps its layout, not pixel-exact landmarks: all five inside the sharp photo's box,
+    # eyes above the nose above the mouth, left before right, each within a fifth of the face width
+    k = det.kps[0]
+    assert ((k >= box[:2]) & (k <= box[2:])).all()
+    assert k[0, 0] < k[1, 0] and k[3, 0] < k[4, 0] and max(k[0, 1], k[1, 1]) < k[2, 1] < min(k[3, 1], k[4, 1])
+    _on_face(k, kps, box[2] - box[0], tol=0.2)
+
+
+def test_center_crop_last_resort_is_opt_in_and_reported(obama):
+    """Where no stage finds a face, the opt-in centre crop takes the central square as the face (score 0,
+    template landmarks, path ``center_crop``); for a face-centred photo its embedding is still that person's
+    (above the calibrated threshold, far below a detected face's agreement: it is a last resort)."""
+    plain = FaceAnalyzer()
+    x1, y1, x2, y2 = plain.analyze(obama)[0].bbox
+    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 1.6 * max(x2 - x1, y2 - y1)
+    top, left = max(0, int(cy - side / 2)), max(0, int(cx - side / 2))
+    portrait = np.ascontiguousarray(obama[top : int(cy + side / 2), left : int(cx + side / 2)])
+    blank = np.full((240, 200, 3), 128, np.uint8)
+    assert plain.analyze(blank) == []
+    fa = FaceAnalyzer(center_crop=0.9)
+    (face,) = fa.analyze(blank)
+    assert face.path == "center_crop" and face.score == 0.0 and face.to_dict()["path"] == "center_crop"
+    np.testing.assert_allclose(face.bbox, [10, 30, 190, 210], atol=1e-4)  # 0.9 x 200, centred
+    detected = fa.analyze(portrait)[0]
+    assert detected.path == "detector"  # a face the detector finds keeps its detection
+    forced = FaceAnalyzer(det_sizes="single", det_threshold=0.99, center_crop=0.9)  # the detector finds nothing
+    forced.detector.pad_retry, forced.detector.fallback_threshold = False, None
+    (centre,) = forced.analyze(portrait)
+    assert centre.path == "center_crop"
+    assert plain.threshold.value < float(centre.embedding @ detected.embedding) < 0.9
+    res = forced.verify(portrait, obama)
+    assert any("center crop stage" in n for n in res.notes)
+    with pytest.raises(Exception, match="center_crop"):
+        FaceAnalyzer(center_crop=1.5)
+
+
+def test_selection_rules_on_a_group_photo_with_a_centre_face(analyzer, shared_data):
+    """A larger face at the edge and a smaller one in the centre: ``largest`` and ``center`` disagree, and
+    verify/embed follow the rule asked for."""
+    people = shared_data / "face_recognition_by_identity"
+    big = load_image(people / "obama" / "obama.jpg")
+    small = load_image(people / "biden" / "biden.jpg")
+    fb, fs = analyzer.analyze(big)[0], analyzer.analyze(small)[0]
+
+    def cut(img, face, side):
+        x1, y1, x2, y2 = face.bbox
+        cx, cy, s = (x1 + x2) / 2, (y1 + y2) / 2, 1.5 * (x2 - x1)
+        c = img[int(cy - s / 2) : int(cy + s / 2), int(cx - s / 2) : int(cx + s / 2)]
+        return cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA)
+
+    group = np.full((600, 1200, 3), 200, np.uint8)
+    group[20:320, 0:300] = cut(big, fb, 300)  # Obama, large, top-left corner
+    group[210:390, 510:690] = cut(small, fs, 180)  # Biden, smaller, in the centre
+    faces = analyzer.analyze(group)
+    assert len(faces) == 2 and all(f.image_size == (1200, 600) for f in faces)
+    largest, centre = select_face(faces, "largest"), select_face(faces, "center")
+    assert largest.bbox[0] < 300 < 500 < centre.bbox[0]
+    assert float(largest.embedding @ fb.embedding) > 0.5 and float(centre.embedding @ fs.embedding) > 0.5
+    assert select_face(faces, "center_largest") is centre  # 2x the squared offset outweighs the larger area
+    res = analyzer.verify(group, small, select="center")
+    assert res.same and res.face_a.bbox[0] > 500 and "the center face was used" in " ".join(res.notes)
+    assert not analyzer.verify(group, small).same  # the largest face (Obama) is not Biden
+    with pytest.raises(Exception, match="selection"):
+        analyzer.verify(group, small, select="middle")
+
+
+def test_no_photo_of_the_shared_data_is_left_without_a_face(analyzer, shared_data):
+    """Every photo of ../shared/data yields a face with the default settings, and which stage found it is
+    counted (the AT&T crops fill their photos: the small canvas finds them in the first pass)."""
+    exts = {".jpg", ".jpeg", ".png", ".pgm"}
+    paths = sorted(p for p in shared_data.rglob("*") if p.suffix.lower() in exts)
+    assert len(paths) > 400
+    found = analyzer.analyze_many(paths, embed=False)
+    missing = [str(p) for p, faces in zip(paths, found, strict=True) if not faces]
+    assert missing == []
+    paths_used = {f[0].path for f in found}
+    assert paths_used <= {"detector", "padded", "low_threshold"} and "detector" in paths_used
