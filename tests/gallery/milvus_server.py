@@ -32,9 +32,10 @@ class MilvusServer:
 
         server = Embedded(wait_for_started=False)
         server.set_base_dir(str(self.base))
-        server.listen_port = self.port
+        server.listen_port = self.port  # where to start looking: the package binds the first free port from it
         server.start()
         self._server = server
+        self.port = server.listen_port  # the port it bound (a restart can find the old one still held)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if server.server_proc is None or server.server_proc.poll() is not None:

@@ -58,16 +58,23 @@ FACTORIES = {
     "faiss-flat-float16": lambda tmp: make_index("faiss", D, ann_threshold=None, storage="float16"),
     "faiss-flat-int8": lambda tmp: make_index("faiss", D, ann_threshold=None, storage="int8"),
     "faiss-hnsw-int8": lambda tmp: make_index("faiss", D, force="hnsw", ef_search=64, storage="int8"),
-    "faiss-ivf-int8": lambda tmp: make_index("faiss", D, ann_threshold=60, nlist=8, nprobe=8, storage="int8"),
+    "faiss-ivf-int8": lambda tmp: make_index(
+        "faiss", D, ann_threshold=60, ann="ivf", nlist=8, nprobe=8, storage="int8"
+    ),
+    # two-stage (PCA + 4-bit PQ fast-scan, re-ranked by the stored codes; the default approximate kind): with
+    # fewer vectors than re-ranked candidates every vector is re-ranked, so the answers are the codes' exact ones
+    "faiss-pq": lambda tmp: make_index("faiss", D, ann_threshold=60),
+    "faiss-pq-int8": lambda tmp: make_index("faiss", D, ann_threshold=60, storage="int8"),
     "milvus": milvus_index,
 }
 #: Exact scans over quantized codes: the right vectors, scores within the codes' rounding of the true cosine.
-QUANTIZED = {"faiss-flat-float16": 2e-3, "faiss-flat-int8": 0.02, "faiss-ivf-int8": 0.02}
+QUANTIZED = {"faiss-flat-float16": 2e-3, "faiss-flat-int8": 0.02, "faiss-ivf-int8": 0.02, "faiss-pq-int8": 0.02}
 EXACT = {
     "numpy",
     "faiss-flat",
     "faiss-flat-native",
     "faiss-ivf",
+    "faiss-pq",
     "milvus",
     "milvus-server",
 }  # IVF with nprobe == nlist visits every cell
@@ -127,8 +134,8 @@ def run_contract(name: str, index: VectorIndex) -> None:
         s1, i1 = index.search(np.stack([ref.vecs[int(i)] for i in probe]), 1)
         np.testing.assert_array_equal(i1[:, 0], probe)
         np.testing.assert_allclose(s1[:, 0], 1.0, atol=QUANTIZED.get(name, 0.02 if "int8" in name else 1e-5))
-    if name == "faiss-ivf":
-        assert index.mode == "ivf"  # crossed ann_threshold=60 during the updates
+    if name in ("faiss-ivf", "faiss-pq", "faiss-pq-int8"):
+        assert index.mode == name.split("-")[1]  # crossed ann_threshold=60 during the updates
     index.reset()
     assert len(index) == 0 and (index.search(q, 2)[1] == -1).all()
     index.close()
@@ -182,6 +189,45 @@ def test_int8_and_float16_storage_on_face_statistics(shared_data: Path) -> None:
         near = (np.abs(want_s[:, 0] - threshold) <= 2 * tol) | (want_s[:, 0] - want_s[:, 1] <= 2 * tol)
         assert near[changed].all()
     assert sizes == {"float16": 2 * 512, "int8": 512}
+
+
+@needs_faiss
+def test_two_stage_search_keeps_the_exact_identifications_on_face_statistics(shared_data: Path) -> None:
+    """The two-stage index (PCA + 4-bit PQ fast-scan, re-ranked by int8 codes) on templates with the statistics
+    of real faces: the exact float32 top-1 of genuine probes is kept, removed people are never returned (also
+    past the rebuild), and its codes take 32 bytes plus the 512 of the re-ranking int8 codes."""
+    from arcface.gallery.backends.faiss_index import PQ_MAX_DEAD, FaissIndex
+    from arcface.gallery.synthetic import FaceStatistics, identities, photos
+
+    stats = FaceStatistics.load(shared_data / "embedding_stats.npz")
+    rng = np.random.default_rng(1)
+    centres = identities(stats, 30_000, rng)
+    gallery = photos(stats, centres, rng)
+    probes = photos(stats, centres[:400], rng)
+    ids = np.arange(len(gallery), dtype=np.int64)
+    exact = make_index("faiss", gallery.shape[1], ann_threshold=None)
+    exact.upsert(ids, gallery)
+    want = exact.search(probes, 1)[1][:, 0]
+    index = FaissIndex(gallery.shape[1], ann_threshold=10_000, storage="int8")
+    index.upsert(ids, gallery)
+    assert index.mode == "pq"
+    assert index._index.sa_code_size() == 32 + 512
+    got_s, got_i = index.search(probes, 3)
+    assert (got_i[:, 0] == want).mean() >= 0.995
+    true = np.sum(probes * gallery[got_i[:, 0]], axis=1)
+    assert np.abs(got_s[:, 0] - true).max() <= 4e-3  # re-ranked with the int8 codes' similarities
+    # remove people found as top-1: never returned again; past PQ_MAX_DEAD removals the index is rebuilt
+    gone = np.unique(got_i[:100, 0])
+    index.remove(gone)
+    s, i = index.search(probes[:100], 3)
+    assert not np.isin(i, gone).any() and index._dead == len(gone)
+    more = np.setdiff1d(np.arange(20_000, 20_000 + PQ_MAX_DEAD), gone)
+    index.remove(more)
+    assert index._dead == 0 and index.mode == "pq" and len(index) == len(gallery) - len(gone) - len(more)
+    s, i = index.search(probes, 1)
+    assert not np.isin(i, np.concatenate([gone, more])).any()
+    alive = ~np.isin(want, np.concatenate([gone, more]))
+    assert (i[alive, 0] == want[alive]).mean() >= 0.99
 
 
 @needs_faiss
