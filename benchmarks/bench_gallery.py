@@ -16,9 +16,10 @@ reaches it); then each index's single-query speed-up over the numpy scan, measur
 ``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the
 numpy scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact
 scans over 2-/1-byte codes, one scan shared by all cores), ``flat-i8-1t`` (the same int8 scan in one
-thread), ``pq``/``pq-f16``/``pq-i8`` (the two-stage search: PCA-128 + 4-bit PQ fast-scan, the best 128 x k re-ranked
-by float32 / float16 / int8 codes), ``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to
-build), ``usearch-i8`` (usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
+thread), ``pq``/``pq-f16``/``pq-i8`` (the two-stage search: PCA-128 + 4-bit PQ fast-scan, the best
+128 x k re-ranked by float32 / float16 / int8 codes), ``ivf``/``ivf-i8`` (IVF, float32 / int8),
+``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to build), ``usearch-i8`` (usearch HNSW over int8,
+multi-threaded build; ``pip install usearch``).
 
     python benchmarks/bench_gallery.py --n 200000 --json
     python benchmarks/bench_gallery.py --n 200000 --indexes flat,numpy,flat-i8,hnsw-i8,usearch-i8
