@@ -11,9 +11,9 @@ under each engine (detector and recognizer alike). Per engine it prints:
 
 ``--write`` stores the records under ``"agreement"`` in the recognizer's entry of the package's thresholds file
 (src/arcface/data/thresholds.json), beside the threshold's provenance: ``runtime="auto"`` then allows bf16 only
-where its record passes the bars of ``arcface.runtime.choice.BARS``.
+where its record passes the bars of ``arcface.runtime.choice.BARS``, and int8 likewise.
 
-    python benchmarks/engine_agreement.py [--write] [--json]
+    python benchmarks/engine_agreement.py [--engines onnxruntime/int8] [--write] [--json]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from arcface import FaceAnalyzer  # noqa: E402
 from arcface.runtime import REFERENCE, agreement_allows, cpu_info, openvino_available  # noqa: E402
+from arcface.runtime.int8 import int8_available  # noqa: E402
 from calibrate_default import ROOT, labelled_sets  # noqa: E402
 
 
@@ -43,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="store the records in the package's thresholds file")
     ap.add_argument("--json", action="store_true", help="print the records as one JSON object")
+    ap.add_argument("--engines", default=None, help="comma-separated, e.g. onnxruntime/int8 (default: all available)")
     args = ap.parse_args()
     cpu = cpu_info()
     engines = []
@@ -50,8 +52,16 @@ def main() -> None:
         engines.append("openvino/f32")
         if cpu.bf16:
             engines.append("openvino/bf16")
+    if int8_available():
+        engines.append("onnxruntime/int8")
+    if args.engines:
+        wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+        missing = [e for e in wanted if e not in engines]
+        if missing:
+            sys.exit(f"not available here: {', '.join(missing)} (available: {', '.join(engines) or 'none'})")
+        engines = wanted
     if not engines:
-        sys.exit("nothing to compare: install the openvino extra")
+        sys.exit("nothing to compare: install the openvino extra or onnx (int8)")
     sets = labelled_sets()
     ref_fa = FaceAnalyzer(runtime="onnxruntime", precision="f32")
     threshold = ref_fa.threshold.value

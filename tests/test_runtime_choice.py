@@ -115,7 +115,7 @@ def test_bf16_is_chosen_automatically_only_with_a_passing_agreement(models, cach
     assert c.engine == "openvino/f32" and "0.99884" in c.excluded["openvino/bf16"]
     passing = {"openvino/bf16": {"cosine_min": 0.9993, "decisions_changed": 8, "pairs": 81708}}
     c = choose_engine(rec, det, threads=2, agreement=passing, use_cache=False)
-    assert c.engine == "openvino/bf16" and c.excluded == {}
+    assert c.engine == "openvino/bf16" and "openvino/bf16" not in c.excluded
     # asked for by name, bf16 is the user's call: no record needed, nothing measured
     calls = fake_timings(monkeypatch, ms)
     c = choose_engine(rec, det, "openvino", "bf16", threads=2, use_cache=False)
@@ -234,3 +234,37 @@ def test_models_list_shows_the_cpu_and_the_cached_choice(vectron_dir: Path) -> N
     rc, text, err, _ = spawn_cli(["models", "list"])
     assert rc == 0 and f"engine for the default pack (buffalo_sc): {engine.engine}" in text
     assert "why:" in text
+
+
+def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache, monkeypatch) -> None:
+    """``precision="int8"``: the recognizer quantized once (cached under its digest), the detector kept in f32;
+    chosen by name it runs and stays close to f32; automatically it needs a passing agreement, and the package's
+    measured one (cosine min 0.981 < 0.99) keeps it out; without onnx it is excluded with the reason."""
+    from arcface.pipeline import FaceAnalyzer
+    from arcface.runtime.int8 import int8_available, int8_cache_dir
+    from arcface.thresholds import agreement_for
+
+    if not int8_available():
+        pytest.skip("onnx is not installed")
+    fa = FaceAnalyzer(runtime="onnxruntime", precision="int8")
+    assert fa.engine.engine == "onnxruntime/int8" and fa.engine.reason == "chosen by name"
+    quantized = list(int8_cache_dir().glob("*-w600k_mbf-int8.onnx"))
+    assert len(quantized) == 1 and fa.embedder.session._model_path == str(quantized[0])
+    assert fa.detector.session._model_path == str(vectron_dir / "scrfd_500m_bnkps.onnx")  # f32 detector
+    stamp = quantized[0].stat().st_mtime_ns
+    FaceAnalyzer(runtime="onnxruntime", precision="int8")  # the cached copy is reused, not quantized again
+    assert quantized[0].stat().st_mtime_ns == stamp
+    ref = FaceAnalyzer(runtime="onnxruntime", precision="f32")
+    a, b = fa.analyze(vectron_dir / "gdp.jpg"), ref.analyze(vectron_dir / "gdp.jpg")
+    assert len(a) == len(b) == 5
+    cos = [float(x.embedding @ y.embedding) for x, y in zip(a, b, strict=True)]
+    assert 0.95 < min(cos) < 0.9999  # quantized: close, not identical
+    record = agreement_for(ref.pack.recognizer_sha256)["onnxruntime/int8"]
+    ok, why = agreement_allows(record, "int8")
+    assert not ok and "cosine min 0.98" in why
+    with pytest.raises(ModelError, match="ONNX Runtime"):
+        FaceAnalyzer(runtime="openvino", precision="int8")
+    monkeypatch.setattr("arcface.runtime.int8.int8_available", lambda: False)
+    monkeypatch.setattr("arcface.runtime.sessions.openvino_available", lambda: False)
+    c = choose_engine(vectron_dir / "w600k_mbf.onnx", None, use_cache=False)
+    assert c.engine == "onnxruntime/f32" and "pip install onnx" in c.excluded["onnxruntime/int8"]

@@ -74,7 +74,8 @@ class FaceAnalyzer:
         runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default: the reference the
             thresholds are calibrated with), ``"openvino"`` or ``"auto"`` (the faster on this machine, measured
             once and cached; see :mod:`arcface.runtime.choice`), in ``"f32"``, ``"bf16"`` (OpenVINO, CPUs with
-            bf16 units) or ``"auto"`` (bf16 only where its measured accuracy passes the bars). The choice and
+            bf16 units), ``"int8"`` (ONNX Runtime, the recognizer quantized once and cached; needs ``onnx``) or
+            ``"auto"`` (bf16/int8 only where its measured accuracy passes the bars). The choice and
             its reason are :attr:`engine`.
         thresholds: thresholds file(s) to look the recognizer's cosine threshold up in first (default:
             ``$ARCFACE_THRESHOLDS``); see :mod:`arcface.thresholds` for the search order. The result is
@@ -128,7 +129,7 @@ class FaceAnalyzer:
                 "max_faces": max_faces,
                 "min_face_size": min_face_size,
                 "runtime": runtime,
-                "precision": precision,
+                "precision": "f32" if precision == "int8" else precision,  # int8 quantizes the recognizer only
             }
             if det_threshold is not None:
                 options["score_threshold"] = det_threshold

@@ -45,10 +45,10 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--precision",
-        choices=("auto", "f32", "bf16"),
+        choices=("auto", "f32", "bf16", "int8"),
         default="auto",
-        help="auto (default): f32, or bf16 where the CPU has bf16 units and its measured accuracy passes the bars; "
-        "bf16 by name: OpenVINO on CPUs with AVX-512 BF16 or AMX",
+        help="auto (default): f32, or bf16/int8 where the measured accuracy passes the bars; bf16 by name: OpenVINO "
+        "on CPUs with AVX-512 BF16 or AMX; int8 by name: ONNX Runtime with the recognizer quantized once (needs onnx)",
     )
     g.add_argument(
         "--thresholds",

@@ -6,7 +6,9 @@ The candidates are the engines that are installed and allowed:
 - ``openvino/f32`` when the ``openvino`` extra is installed (same arithmetic, cosine >= 0.99999 to the reference);
 - ``openvino/bf16`` only where the CPU has bf16 units *and* the recognizer's thresholds entry records a measured
   agreement with the reference that passes :data:`BARS` (``benchmarks/engine_agreement.py`` measures it on all
-  within-set pairs of the real labelled photos and stores it beside the threshold's provenance).
+  within-set pairs of the real labelled photos and stores it beside the threshold's provenance);
+- ``onnxruntime/int8`` (the recognizer quantized once and cached, see :mod:`arcface.runtime.int8`; the detector
+  in f32) only where ``onnx`` is installed *and* its measured agreement passes :data:`BARS` likewise.
 
 Each candidate runs the pack's detector (one 640x640 canvas) and recognizer (a batch of 8 crops) on synthetic
 input, rounds interleaved, medians kept; the fastest total wins, but the reference is kept unless another engine
@@ -51,7 +53,8 @@ class EngineChoice:
     """The engine that runs a pack here, and why.
 
     Attributes:
-        runtime, precision: the engine (``"onnxruntime"``/``"openvino"``) and its precision (``"f32"``/``"bf16"``).
+        runtime, precision: the engine (``"onnxruntime"``/``"openvino"``) and its precision (``"f32"``, ``"bf16"``
+            on OpenVINO, ``"int8"`` on ONNX Runtime: the recognizer quantized, the detector in f32).
         reason: one sentence a person can check (the measured speed-up, or why nothing was measured).
         timings_ms: milliseconds per workload (:data:`WORKLOAD`) of each measured engine, ``"runtime/precision"``.
         excluded: engines not considered, with the reason (not installed, no bf16 units, accuracy not measured).
@@ -109,12 +112,14 @@ def agreement_allows(record: dict[str, Any] | None, precision: str) -> tuple[boo
 
 
 def _candidates(runtime: str, precision: str, agreement: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    from arcface.runtime.int8 import int8_available
     from arcface.runtime.sessions import openvino_available
 
     check_engine_names(runtime, precision)
     cpu = cpu_info()
     allowed, excluded = [], {}
-    for rt, pr in (("onnxruntime", "f32"), ("openvino", "f32"), ("openvino", "bf16")):
+    engines = (("onnxruntime", "f32"), ("openvino", "f32"), ("openvino", "bf16"), ("onnxruntime", "int8"))
+    for rt, pr in engines:
         eng = f"{rt}/{pr}"
         if runtime not in ("auto", rt) or precision not in ("auto", pr):
             continue
@@ -122,14 +127,14 @@ def _candidates(runtime: str, precision: str, agreement: dict[str, dict[str, Any
             excluded[eng] = "openvino is not installed (pip install 'arcface[openvino]')"
         elif pr == "bf16" and not cpu.bf16:
             excluded[eng] = "this CPU has no bf16 units (AVX-512 BF16 or AMX)"
-        elif pr == "bf16" and precision == "auto":  # chosen by name: the user's call; automatically: guarded
+        elif pr == "int8" and not int8_available():
+            excluded[eng] = "int8 quantizes the recognizer with the onnx package (pip install onnx)"
+        elif pr != "f32" and precision == "auto":  # chosen by name: the user's call; automatically: guarded
             ok, why = agreement_allows(agreement.get(eng), pr)
             if ok:
                 allowed.append(eng)
             else:
                 excluded[eng] = why
-        elif rt == "onnxruntime" and pr != "f32":
-            excluded[eng] = "ONNX Runtime has no bf16 route on x86"
         else:
             allowed.append(eng)
     if not allowed:
@@ -198,13 +203,21 @@ def _open(path: Path, engine: str, threads: int) -> Any:
     from arcface.runtime.sessions import OpenVinoSession, private_session
 
     rt, pr = engine.split("/")
+    if pr == "int8":
+        from arcface.runtime.int8 import int8_model
+
+        path = int8_model(path)
     return private_session(path, threads) if rt == "onnxruntime" else OpenVinoSession(path, threads, pr)
 
 
 def time_engines(path: Path, role: str, engines: list[str], threads: int, rounds: int = 7) -> dict[str, list[float]]:
     """Milliseconds per run of ``path`` (``role`` ``"detector"`` or ``"recognizer"``) under each engine: one
     sample per round, engines interleaved round by round after two warm-up runs each."""
-    sessions = {e: _open(path, e, threads) for e in engines}
+    from arcface.runtime.int8 import INT8_ROLES
+
+    # int8 quantizes only the roles in INT8_ROLES; other models run in f32 under it
+    sessions = {e: _open(path, e if role in INT8_ROLES or not e.endswith("/int8") else "onnxruntime/f32", threads)
+                for e in engines}  # fmt: skip
     feeds = {e: _feed(s, role) for e, s in sessions.items()}
     for e, s in sessions.items():
         for _ in range(2):
@@ -243,7 +256,8 @@ def choose_engine(
         runtime, precision: ``"auto"`` or a fixed value; a fixed pair is returned as is, without measuring.
         threads: intra-op threads the models will run with (default: all usable cores).
         agreement: the recognizer's measured agreement records, ``{"openvino/bf16": {...}}``
-            (see :func:`arcface.thresholds.agreement_for`); bf16 is only chosen automatically when one passes.
+            (see :func:`arcface.thresholds.agreement_for`); bf16 and int8 are only chosen automatically when one
+            passes.
         use_cache: read and update the timings cache (:func:`engine_cache_path`).
     Raises:
         ModelError: no allowed engine can run the request (e.g. openvino asked for but not installed).

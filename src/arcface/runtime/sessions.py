@@ -62,7 +62,7 @@ def default_providers() -> list[str]:
 
 
 RUNTIMES = ("onnxruntime", "openvino")
-PRECISIONS = ("f32", "bf16")
+PRECISIONS = ("f32", "bf16", "int8")
 
 
 def openvino_available() -> bool:
@@ -84,8 +84,14 @@ def get_session(
     threads = threads or default_threads()
     if runtime not in RUNTIMES or precision not in PRECISIONS:
         raise ModelError(f"runtime must be one of {RUNTIMES} and precision one of {PRECISIONS}")
-    if runtime == "onnxruntime" and precision != "f32":
-        raise ModelError("ONNX Runtime runs these models in f32 only; bf16 needs runtime='openvino'")
+    if runtime == "onnxruntime" and precision == "bf16":
+        raise ModelError("ONNX Runtime has no bf16 route on x86; bf16 needs runtime='openvino'")
+    if precision == "int8":
+        if runtime != "onnxruntime":
+            raise ModelError("precision int8 runs through ONNX Runtime (runtime='onnxruntime')")
+        from arcface.runtime.int8 import int8_model
+
+        path = int8_model(path)
     if runtime == "openvino":
         key_ov = (str(path.resolve()), threads, "openvino", precision)
         with _LOCK:
