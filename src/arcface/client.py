@@ -148,10 +148,13 @@ class Client:
         color: str = "rgb",
         face_a: int | None = None,
         face_b: int | None = None,
+        select: str = "largest",
     ) -> VerifyResult:
-        """The largest face of ``a`` against the largest face of ``b``, or the faces at index ``face_a``/``face_b``
-        (in the order of :meth:`embed`)."""
+        """The face of ``a`` against the face of ``b`` that ``select`` picks (``largest``, ``center``,
+        ``center_largest``), or the faces at index ``face_a``/``face_b`` (in the order of :meth:`embed`)."""
         fields = {} if threshold is None else {"threshold": str(threshold)}
+        if select != "largest":
+            fields["select"] = select
         for key, index in (("face_a", face_a), ("face_b", face_b)):
             if index is not None:
                 fields[key] = str(index)

@@ -46,6 +46,16 @@ def test_client_returns_the_library_results(keyed_server, analyzer, vectron_dir,
     with pytest.raises(ServiceError) as err:
         c.verify(b, a, face_a=9)
     assert err.value.code == "invalid_request" and err.value.field == "face_a"
+    # the selection rules of the library, through the service
+    group, biden = shared_data / "multi_face" / "obama_and_biden.jpg", shared_data / "face_recognition_by_identity"
+    biden = biden / "biden" / "biden.jpg"
+    for rule in ("largest", "center", "center_largest"):
+        got, want = c.verify(group, biden, select=rule), analyzer.verify(group, biden, select=rule)
+        assert got.similarity == pytest.approx(want.similarity, abs=1e-5)
+        assert f"the {rule.replace('_', '-')} face was used" in got.notes[0]
+    with pytest.raises(ServiceError) as err:
+        c.verify(group, biden, select="middle")
+    assert err.value.code == "invalid_request" and err.value.field == "select"
     # galleries: create, enrol two people, identify, rename, remove, delete
     people = shared_data / "face_recognition_by_identity"
     c.create_gallery("team")

@@ -53,6 +53,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from arcface.errors import InputError  # noqa: E402
+from arcface.face import SelectRule  # noqa: E402
 from arcface.serve.access_log import AccessLog  # noqa: E402
 from arcface.serve.errors import ApiError, install_error_handlers  # noqa: E402
 from arcface.serve.limits import BodySizeLimit, OriginGuard  # noqa: E402
@@ -305,8 +306,13 @@ def create_app(
         threshold: Annotated[float | None, Form(description="cosine threshold (default: calibrated)")] = None,
         face_a: Annotated[int | None, Form(description="face index in image_a (default: largest)")] = None,
         face_b: Annotated[int | None, Form(description="face index in image_b (default: largest)")] = None,
+        select: Annotated[
+            SelectRule, Form(description="which face of a photo with several, without face_a/face_b")
+        ] = "largest",
     ) -> dict[str, Any]:
-        return service.verify(_upload("image_a", image_a), _upload("image_b", image_b), threshold, face_a, face_b)
+        return service.verify(
+            _upload("image_a", image_a), _upload("image_b", image_b), threshold, face_a, face_b, select
+        )
 
     @v1.post(
         "/identify",

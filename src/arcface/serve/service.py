@@ -147,9 +147,10 @@ class FaceService:
         threshold: float | None = None,
         face_a: int | None = None,
         face_b: int | None = None,
+        select: str = "largest",
     ) -> dict[str, Any]:
-        """Compare one face of each photo: the largest, or the one at index ``face_a``/``face_b`` (in the order
-        of ``images.<field>.faces`` of a previous answer)."""
+        """Compare one face of each photo: the one ``select`` picks (``largest``, ``center``, ``center_largest``),
+        or the one at index ``face_a``/``face_b`` (in the order of ``images.<field>.faces`` of a previous answer)."""
         _check_threshold(threshold)
         images = [self.decode(a), self.decode(b)]
         faces_a, faces_b = self.analyze(images)
@@ -160,7 +161,7 @@ class FaceService:
                 msg = f"{up.label} has {len(faces)} faces: {field}={index} is out of range"
                 raise ApiError(422, "invalid_request", msg, field)
         chosen = self.threshold if threshold is None else threshold
-        result = verify_faces(faces_a, faces_b, chosen, names=(a.label, b.label), pick=(face_a, face_b))
+        result = verify_faces(faces_a, faces_b, chosen, names=(a.label, b.label), pick=(face_a, face_b), select=select)
         out = result.to_dict()
         out["images"] = {
             up.field: {
