@@ -237,9 +237,10 @@ def test_models_list_shows_the_cpu_and_the_cached_choice(vectron_dir: Path) -> N
 
 
 def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache, monkeypatch) -> None:
-    """``precision="int8"``: the recognizer quantized once (cached under its digest), the detector kept in f32;
-    chosen by name it runs and stays close to f32; automatically it needs a passing agreement, and the package's
-    measured one (cosine min 0.981 < 0.99) keeps it out; without onnx it is excluded with the reason."""
+    """``precision="int8"``: the recognizer's matrix products quantized once (cached under its digest), the detector
+    kept in f32; chosen by name it runs and stays close to f32; automatically it needs a passing agreement (the
+    package's measured one passes: cosine min 0.9997, 5 of 81,708 decisions changed) and then competes on speed;
+    without onnx it is excluded with the reason."""
     from arcface.pipeline import FaceAnalyzer
     from arcface.runtime.int8 import int8_available, int8_cache_dir
     from arcface.thresholds import agreement_for
@@ -258,13 +259,16 @@ def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache
     a, b = fa.analyze(vectron_dir / "gdp.jpg"), ref.analyze(vectron_dir / "gdp.jpg")
     assert len(a) == len(b) == 5
     cos = [float(x.embedding @ y.embedding) for x, y in zip(a, b, strict=True)]
-    assert 0.95 < min(cos) < 0.9999  # quantized: close, not identical
+    assert 0.999 < min(cos) and max(cos) < 0.999999  # quantized: very close, not identical
     record = agreement_for(ref.pack.recognizer_sha256)["onnxruntime/int8"]
     ok, why = agreement_allows(record, "int8")
-    assert not ok and "cosine min 0.98" in why
+    assert ok and "int8 measured" in why
+    failing = {"onnxruntime/int8": {**record, "cosine_min": 0.981}}
+    monkeypatch.setattr("arcface.runtime.sessions.openvino_available", lambda: False)
+    c = choose_engine(vectron_dir / "w600k_mbf.onnx", None, agreement=failing, use_cache=False)
+    assert c.engine == "onnxruntime/f32" and "0.98100 < 0.99" in c.excluded["onnxruntime/int8"]
     with pytest.raises(ModelError, match="ONNX Runtime"):
         FaceAnalyzer(runtime="openvino", precision="int8")
     monkeypatch.setattr("arcface.runtime.int8.int8_available", lambda: False)
-    monkeypatch.setattr("arcface.runtime.sessions.openvino_available", lambda: False)
     c = choose_engine(vectron_dir / "w600k_mbf.onnx", None, use_cache=False)
     assert c.engine == "onnxruntime/f32" and "pip install onnx" in c.excluded["onnxruntime/int8"]

@@ -76,3 +76,13 @@ def sha256_file(path: str | os.PathLike) -> str:
                 h.update(chunk)
         digest = _DIGESTS[key] = h.hexdigest()
     return digest
+
+
+def cache_dir() -> Path:
+    """The library's cache folder: ``$ARCFACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/arcface`` or ``~/.cache/arcface``
+    (engine timings, quantized models; created by the writers that need it)."""
+    root = os.environ.get("ARCFACE_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(xdg) / "arcface")
+    return Path(root).expanduser()

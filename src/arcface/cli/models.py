@@ -40,7 +40,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"engine for the default pack ({engine['pack']}): {engine['runtime']}/{engine['precision']} ({how})")
         print(f"      why:        {engine['reason']}")
         for name, ms in engine["timings_ms"].items():
-            print(f"      {name:<16}{ms:.1f} ms per workload (detector 640x640 + recognizer on 8 crops)")
+            print(f"      {name:<17} {ms:.1f} ms per workload (detector 640x640 + recognizer on 8 crops)")
         for name, why in engine["excluded"].items():
             print(f"      not {name}: {why}")
     print("packs on this machine:")

@@ -146,12 +146,10 @@ def _candidates(runtime: str, precision: str, agreement: dict[str, dict[str, Any
 
 
 def engine_cache_path() -> Path:
-    """``engines.json`` in ``$ARCFACE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/arcface`` or ``~/.cache/arcface``)."""
-    root = os.environ.get("ARCFACE_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "arcface")
-    return Path(root).expanduser() / "engines.json"
+    """``engines.json`` in the cache folder (:func:`arcface.io_utils.cache_dir`)."""
+    from arcface.io_utils import cache_dir
+
+    return cache_dir() / "engines.json"
 
 
 def _versions() -> dict[str, str]:

@@ -1,23 +1,32 @@
-"""The ``int8`` precision: the recognizer quantized once per model file, cached, run by ONNX Runtime.
+"""The ``int8`` precision: the recognizer's matrix products quantized once per model file, cached, run by ONNX
+Runtime.
 
-ONNX Runtime has no bf16 route on x86, but it runs int8 graphs (``QLinearConv``/``MatMulInteger``, VNNI/AMX where
-the CPU has them). ``precision="int8"`` quantizes the *recognizer* with :func:`arcface.export.quantize.quantize_onnx`
-(static, QDQ, calibrated on the default pack's sample faces, first and depthwise convolutions kept in float) the
-first time it is asked for, and keeps the result in ``$ARCFACE_CACHE_DIR/int8/`` under the fp32 file's SHA-256, so a
-changed model is quantized again and never mixed up. The detector stays in f32: its landmarks decide the alignment.
-Quantizing needs the ``onnx`` package (in the ``train`` and ``dev`` extras).
+ONNX Runtime has no bf16 route on x86, but it runs int8 matrix products (``MatMulInteger``, VNNI/AMX where the CPU
+has them). ``precision="int8"`` quantizes the *recognizer*'s ``MatMul``/``Gemm`` weights to 8 bits (ONNX Runtime's
+dynamic quantization: activations quantized per batch at run time, so no calibration data) the first time it is
+asked for, and keeps the result in ``$ARCFACE_CACHE_DIR/int8/`` under the fp32 file's SHA-256, so a changed model is
+quantized again and never mixed up. Convolutions stay in float: quantized dynamically they lose the embedding
+(cosine 0.51 to f32 on real crops) and run slower; the fully connected layer, the largest of MobileFaceNet, keeps
+cosine 0.9996 and gains speed (``benchmarks/bench_engines.py``). ``arcface export quantize`` makes a fully
+static int8 model instead. The detector stays in f32: its landmarks decide the alignment. Quantizing needs the
+``onnx`` package (in the ``train`` and ``dev`` extras).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
+import tempfile
 from pathlib import Path
 
 from arcface.errors import ModelError
 
 #: Roles whose model is quantized under ``precision="int8"`` (the others run in f32).
 INT8_ROLES = ("recognizer",)
+#: Operators whose weights are quantized.
+INT8_OPS = ("MatMul", "Gemm")
 
 
 def int8_available() -> bool:
@@ -26,14 +35,14 @@ def int8_available() -> bool:
 
 
 def int8_cache_dir() -> Path:
-    from arcface.runtime.choice import engine_cache_path
+    from arcface.io_utils import cache_dir
 
-    return engine_cache_path().parent / "int8"
+    return cache_dir() / "int8"
 
 
 def int8_model(path: str | os.PathLike) -> Path:
     """The int8 copy of the fp32 ONNX recognizer ``path`` (made on first use, then read from the cache)."""
-    from arcface.io_utils import sha256_file
+    from arcface.io_utils import atomic_write_bytes, sha256_file
 
     src = Path(path)
     if not int8_available():
@@ -42,10 +51,25 @@ def int8_model(path: str | os.PathLike) -> Path:
     out = int8_cache_dir() / f"{digest[:16]}-{src.stem}-int8.onnx"
     if out.is_file():
         return out
-    from arcface.export.quantize import quantize_onnx
+    # no quant_pre_process: it opens its own ONNX Runtime session, which a process on the shared thread pool
+    # refuses; the weights of these operators quantize the same without it
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    try:
-        quantize_onnx(src, out, method="static")
-    except Exception as exc:  # InputError / ModelError / OSError: one message naming the model
-        raise ModelError(f"{src}: int8 quantization for precision='int8' failed ({exc})") from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as td:
+        q = Path(td) / "int8.onnx"
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer advises pre-processing on the root logger at every call
+        try:
+            quantize_dynamic(
+                str(src), str(q), weight_type=QuantType.QUInt8, per_channel=False, op_types_to_quantize=list(INT8_OPS)
+            )
+        except Exception as exc:  # onnxruntime.quantization raises assorted types
+            raise ModelError(f"{src}: int8 quantization for precision='int8' failed ({exc})") from exc
+        finally:
+            root.setLevel(level)
+        atomic_write_bytes(out, q.read_bytes())
+        with contextlib.suppress(OSError):
+            q.unlink()
     return out
