@@ -59,6 +59,17 @@ const Arc = (function () {
     return res.json();
   }
 
+  // run an async task; its returned message (if any) goes to the status line, an error in red
+  async function run(task, statusId) {
+    const id = statusId || "status";
+    try {
+      const msg = await task();
+      if (msg) setStatus(id, msg);
+    } catch (e) {
+      setStatus(id, String(e.message || e), true);
+    }
+  }
+
   function setStatus(id, text, isError) {
     const el = $(id);
     el.textContent = text;
@@ -106,5 +117,5 @@ const Arc = (function () {
   }
   nav();
 
-  return { $, api, authHeaders, imageUrl, setStatus, bindKey, fillGalleries, threshold, setThreshold };
+  return { $, api, authHeaders, imageUrl, run, setStatus, bindKey, fillGalleries, threshold, setThreshold };
 })();

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, imageUrl, setStatus, bindKey, fillGalleries } = Arc;
+  const { $, api, imageUrl, run, setStatus, bindKey, fillGalleries } = Arc;
   const enc = encodeURIComponent;
   const IMAGE = /\.(jpe?g|png|webp|bmp|pgm|ppm)$/i;
   const CHUNK_FILES = 16; // photos per request when a person has many (each request stays under the limit)
@@ -84,15 +84,6 @@
       if (e.key === "Escape") run(showPeople);
     });
     input.focus();
-  }
-
-  async function run(task) {
-    try {
-      const msg = await task();
-      if (msg) setStatus("status", msg);
-    } catch (e) {
-      setStatus("status", String(e.message || e), true);
-    }
   }
 
   async function reload(wanted) {

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, setStatus, bindKey, threshold, setThreshold } = Arc;
+  const { $, api, run, bindKey, threshold, setThreshold } = Arc;
 
   function fill(list, rows) {
     const dl = $(list);
@@ -54,16 +54,7 @@
       ["Inferences at once", String(c.limits.max_concurrent_inferences)],
     ]);
     $("threshold").value = threshold() === null ? "" : String(threshold());
-    return "";
-  }
-
-  async function run(task) {
-    try {
-      const msg = await task();
-      setStatus("status", msg || "Ready.");
-    } catch (e) {
-      setStatus("status", String(e.message || e), true);
-    }
+    return "Ready.";
   }
 
   bindKey();

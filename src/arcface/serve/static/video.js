@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, authHeaders, setStatus, bindKey, fillGalleries } = Arc;
+  const { $, api, authHeaders, run, setStatus, bindKey, fillGalleries } = Arc;
   const enc = encodeURIComponent;
   let watching = null; // { id, abort, since }
 
@@ -119,15 +119,6 @@
           fmt(e.end_time, 1) + " s)";
         $("monitor-events").appendChild(li);
       });
-    }
-  }
-
-  async function run(task) {
-    try {
-      const msg = await task();
-      if (msg) setStatus("status", msg);
-    } catch (e) {
-      setStatus("status", String(e.message || e), true);
     }
   }
 
