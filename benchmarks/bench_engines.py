@@ -177,6 +177,8 @@ def main() -> None:
 
     print("\nend to end from a JPEG path, ms per photo, median (min-max):")
     analyzers = {e: FaceAnalyzer(runtime=e.split("/")[0], precision=e.split("/")[1]) for e in engines}
+    analyzers["auto"] = auto  # what the CLI runs by default
+    print(f"  auto: {auto.engine.engine}")
     peer = None
     if args.peer:
         peer = subprocess.Popen(
@@ -188,7 +190,7 @@ def main() -> None:
     report["end_to_end_ms"] = {}
     for photo in PHOTOS:
         path = model_dir / photo
-        times: dict[str, list[float]] = {e: [] for e in engines}
+        times: dict[str, list[float]] = {e: [] for e in analyzers}
         if peer:
             times["insightface"] = []
         faces = {e: len(a.analyze(path)) for e, a in analyzers.items()}
