@@ -238,15 +238,9 @@ def _file(field: str, image: ImageLike, color: str) -> tuple[str, str, bytes]:
     if isinstance(image, bytes):
         return field, "image", image
     if isinstance(image, np.ndarray):
-        import cv2
+        from arcface.imageio import encode_image, load_image
 
-        from arcface.imageio import load_image
-
-        rgb = load_image(image, color=color)
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:  # pragma: no cover
-            raise ValueError("cannot encode the array as PNG")
-        return field, "array.png", buf.tobytes()
+        return field, "array.png", encode_image(load_image(image, color=color), ".png", name=field)
     p = Path(image)
     return field, p.name, p.read_bytes()
 

@@ -425,6 +425,16 @@ def read_file(src: str | os.PathLike, max_file_bytes: int = MAX_FILE_BYTES) -> b
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def encode_image(image_rgb: np.ndarray, ext: str = ".jpg", quality: int | None = None, name: str = "image") -> bytes:
+    """The bytes of a uint8 RGB ``(H, W, 3)`` image encoded as ``ext`` (``".jpg"``, ``".png"``, ...); ``quality``:
+    JPEG quality 0-100 (OpenCV's default 95 when ``None``). :class:`InputError` naming ``name`` if it fails."""
+    params = [] if quality is None else [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR), params)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise InputError(f"{name}: cannot encode as {ext}")
+    return buf.tobytes()
+
+
 def save_image(path: str | os.PathLike, image_rgb: np.ndarray) -> None:
     """Write an RGB uint8 image; the format follows the file extension."""
     ext = Path(path).suffix.lower()

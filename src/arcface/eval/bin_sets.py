@@ -32,6 +32,7 @@ import numpy as np
 from arcface.errors import InputError
 from arcface.eval.metrics import DEFAULT_FARS, VerificationSummary, summarize_verification
 from arcface.eval.models import embed_crops
+from arcface.imageio import encode_image
 from arcface.io_utils import atomic_write
 
 MAX_BIN_BYTES = 4 << 30  # refuse absurd files before reading them
@@ -227,10 +228,7 @@ def _encode(img: Any, quality: int, where: str) -> bytes:
     arr = np.asarray(img)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise InputError(f"{where}: expected uint8 RGB (H, W, 3) or encoded bytes, got {arr.dtype} {arr.shape}")
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover
-        raise InputError(f"{where}: JPEG encoding failed")
-    return buf.tobytes()
+    return encode_image(arr, ".jpg", quality, where)
 
 
 def write_bin(path: str | os.PathLike[str], images: Sequence[Any], issame: Sequence[bool], quality: int = 95) -> Path:

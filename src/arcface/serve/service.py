@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from arcface.errors import InputError
 from arcface.face import Face, face_index, largest_face
 from arcface.gallery import EmbeddingContract
-from arcface.imageio import MAX_DECODE_BYTES, decode_image
+from arcface.imageio import MAX_DECODE_BYTES, decode_image, encode_image
 from arcface.pipeline import FaceAnalyzer
 from arcface.serve.errors import ApiError
 from arcface.serve.galleries import GalleryRegistry
@@ -228,7 +227,8 @@ class FaceService:
             stored = name.strip()
             info = registry.identity_json(gallery_name, gallery, stored)
             if registry.thumbnails and (replace or not info["thumbnail"]) and chosen[0].crop is not None:
-                registry.put_thumbnail(gallery_name, info["id"], encode_jpeg(chosen[0].crop))
+                jpeg = encode_image(chosen[0].crop, quality=85, name="thumbnail")
+                registry.put_thumbnail(gallery_name, info["id"], jpeg)
                 info["thumbnail"] = True
         return {"gallery": gallery_name, **info}
 
@@ -318,14 +318,6 @@ class FaceService:
     def close(self) -> None:
         self.monitors.close()
         self.galleries.close()
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    """JPEG bytes of a uint8 RGB image."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
-        raise InputError("could not encode a thumbnail")
-    return buf.tobytes()
 
 
 def _image_json(image: np.ndarray) -> dict[str, int]:

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from arcface.errors import InputError
+from arcface.imageio import encode_image
 from arcface.spec import ARCFACE_RECOGNITION
 from arcface.train.recordio import CorruptRecordError, RecordReader, image_index_range, unpack_payload
 from arcface.train.shifts import draw_mask, low_resolution
@@ -434,10 +435,7 @@ def pack_folder(
                     raise
                 rgb, exact = decode_rgb(data, resize=True), False
             if not (exact and data.startswith(b"\xff\xd8")):
-                ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                if not ok:  # pragma: no cover
-                    raise InputError(f"{ds.root / ds.keys[i]}: cannot encode as JPEG")
-                data = enc.tobytes()
+                data = encode_image(rgb, ".jpg", name=str(ds.root / ds.keys[i]))
             yield data, int(ds.labels[i])
 
     return write_insightface_rec(out_prefix, samples(), num_samples=len(ds), progress=progress)

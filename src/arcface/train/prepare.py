@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from arcface.errors import InputError
 from arcface.face import SELECT_RULES, Face, select_face
-from arcface.imageio import identity_folders, load_image
+from arcface.imageio import encode_image, identity_folders, load_image
 
 MANIFEST = "manifest.jsonl"
 STATUSES = ("ok", "no_face", "ambiguous", "unreadable")
@@ -94,12 +93,10 @@ def _read_manifest(path: Path, out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_crop(path: Path, crop_rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:  # pragma: no cover - PNG encoding of a uint8 image does not fail
-        raise InputError(f"{path}: cannot encode the crop")
+    data = encode_image(crop_rgb, ".png", name=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
