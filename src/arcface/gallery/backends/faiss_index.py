@@ -46,9 +46,9 @@ STORAGES = ("float32", "float16", "int8")
 DEFAULT_ANN_THRESHOLD = 250_000
 #: Fewest vectors per thread for a split exact scan (below it one thread is faster).
 SPLIT_MIN = 25_000
-#: Two-stage search: PCA output dimensions, 4-bit PQ sub-quantizers (2 dims each), candidates re-ranked per
-#: result, and the training sample (PCA + PQ codebooks).
-PQ_DIMS, PQ_M, REFINE_FACTOR, PQ_TRAIN = 128, 64, 128, 100_000
+#: Two-stage search: PCA output dimensions (coded by 4-bit PQ sub-quantizers of 2 dims each), candidates re-ranked
+#: per result, and the training sample (PCA + PQ codebooks).
+PQ_DIMS, REFINE_FACTOR, PQ_TRAIN = 128, 128, 100_000
 #: Removed entries tolerated by a two-stage index before it is rebuilt (fast-scan takes no id filter: searches
 #: fetch ``k`` plus this many and drop the dead ones).
 PQ_MAX_DEAD = 256
@@ -210,10 +210,8 @@ class FaissIndex:
                 rng = np.random.default_rng(0)
                 sample = train[np.sort(rng.choice(len(train), PQ_TRAIN, replace=False))]
             index.train(sample)
-            if self.storage == "int8":  # the same fixed code range as the flat and HNSW int8 indexes
-                r = int8_range(self.dim)
-                sq = faiss.downcast_index(index.refine_index)
-                faiss.copy_array_to_vector(np.array([-r] * self.dim + [2 * r] * self.dim, np.float32), sq.sq.trained)
+            # the re-ranking codes take the same fixed range as the flat and HNSW int8 indexes, not the sample's
+            self._fixed_range(faiss.downcast_index(index.refine_index))
         return index
 
     def reset(self) -> None:
@@ -362,14 +360,10 @@ class FaissIndex:
             vals, cols = top_k(sims, kk)
             sims_out[:, :kk], ids_out[:, :kk] = vals, self._labels[cols]
             return sims_out, ids_out
+        parts = min(self.search_threads, self._ntotal // SPLIT_MIN)
         if self._mode == "pq":
             sims, pos = self._pq_search(q, kk)
-            found = pos >= 0
-            ids_out[:, :kk] = np.where(found, self._labels[np.where(found, pos, 0)], -1)
-            sims_out[:, :kk] = np.where(found, sims, -np.inf)
-            return sims_out, ids_out
-        parts = min(self.search_threads, self._ntotal // SPLIT_MIN)
-        if self._mode == "flat" and parts > 1 and q.shape[0] < self.search_threads:
+        elif self._mode == "flat" and parts > 1 and q.shape[0] < self.search_threads:
             sims, pos = self._split_search(q, kk, parts)
         else:
             sims, pos = self._index.search(q, kk, params=self._params(kk))
