@@ -214,11 +214,12 @@ def _open(path: Path, engine: str, threads: int) -> Any:
 def time_engines(path: Path, role: str, engines: list[str], threads: int, rounds: int = 7) -> dict[str, list[float]]:
     """Milliseconds per run of ``path`` (``role`` ``"detector"`` or ``"recognizer"``) under each engine: one
     sample per round, engines interleaved round by round after two warm-up runs each."""
-    from arcface.runtime.int8 import INT8_ROLES
+    from arcface.runtime.int8 import role_precision
 
-    # int8 quantizes only the roles in INT8_ROLES; other models run in f32 under it
-    sessions = {e: _open(path, e if role in INT8_ROLES or not e.endswith("/int8") else "onnxruntime/f32", threads)
-                for e in engines}  # fmt: skip
+    sessions = {}
+    for e in engines:
+        rt, pr = e.split("/")
+        sessions[e] = _open(path, f"{rt}/{role_precision(role, pr)}", threads)
     feeds = {e: _feed(s, role) for e, s in sessions.items()}
     for e, s in sessions.items():
         for _ in range(2):

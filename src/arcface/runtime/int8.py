@@ -14,7 +14,6 @@ static int8 model instead. The detector stays in f32: its landmarks decide the a
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
@@ -27,6 +26,12 @@ from arcface.errors import ModelError
 INT8_ROLES = ("recognizer",)
 #: Operators whose weights are quantized.
 INT8_OPS = ("MatMul", "Gemm")
+
+
+def role_precision(role: str, precision: str) -> str:
+    """The precision a model of ``role`` (``"detector"``/``"recognizer"``) runs in under an engine's ``precision``:
+    int8 quantizes only :data:`INT8_ROLES`; the others run in f32."""
+    return "f32" if precision == "int8" and role not in INT8_ROLES else precision
 
 
 def int8_available() -> bool:
@@ -42,7 +47,7 @@ def int8_cache_dir() -> Path:
 
 def int8_model(path: str | os.PathLike) -> Path:
     """The int8 copy of the fp32 ONNX recognizer ``path`` (made on first use, then read from the cache)."""
-    from arcface.io_utils import atomic_write_bytes, sha256_file
+    from arcface.io_utils import sha256_file
 
     src = Path(path)
     if not int8_available():
@@ -56,7 +61,7 @@ def int8_model(path: str | os.PathLike) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as td:
+    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as td:  # same folder: a rename publishes it
         q = Path(td) / "int8.onnx"
         root = logging.getLogger()
         level = root.level
@@ -69,7 +74,5 @@ def int8_model(path: str | os.PathLike) -> Path:
             raise ModelError(f"{src}: int8 quantization for precision='int8' failed ({exc})") from exc
         finally:
             root.setLevel(level)
-        atomic_write_bytes(out, q.read_bytes())
-        with contextlib.suppress(OSError):
-            q.unlink()
+        os.replace(q, out)
     return out
