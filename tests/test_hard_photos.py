@@ -23,12 +23,12 @@ def model(vectron_dir):
 
 @pytest.fixture(scope="module")
 def obama(shared_data):
-    """A real frontal photo (910x1137) and its face's box and landmarks on the untouched photo."""
-    img = load_image(shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg")
-    return img
+    """A real frontal photo (910x1137, uint8 RGB)."""
+    return load_image(shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg")
 
 
 def _reference(model, img):
+    """Box and landmarks of the one face of the untouched photo, from the 640 canvas alone."""
     det = SCRFD(model, sizes="single").detect(img)
     assert len(det) == 1
     return det.boxes[0], det.kps[0]

@@ -219,11 +219,12 @@ class GalleryRegistry:
             return None
 
     def drop_thumbnail(self, name: str, ident_id: int) -> None:
+        """Delete identity ``ident_id``'s thumbnail, if any."""
         path = self._thumb_path(name, ident_id)
         if path is None:
             with self._lock:
                 self._memory_thumbs.pop((name, int(ident_id)), None)
-        elif path.exists():
+        else:
             path.unlink(missing_ok=True)
 
     def identity_json(self, name: str, gallery: Gallery, identity: str) -> dict[str, Any]:
