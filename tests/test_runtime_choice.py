@@ -272,3 +272,19 @@ def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache
     monkeypatch.setattr("arcface.runtime.int8.int8_available", lambda: False)
     c = choose_engine(vectron_dir / "w600k_mbf.onnx", None, use_cache=False)
     assert c.engine == "onnxruntime/f32" and "pip install onnx" in c.excluded["onnxruntime/int8"]
+
+
+def test_a_damaged_int8_cache_file_is_named_in_the_error(vectron_dir: Path, cache) -> None:
+    """A cached int8 model that is not an ONNX model (truncated, overwritten) stops the analyzer with a
+    :class:`ModelError` naming that file; nothing runs on it."""
+    from arcface.pipeline import FaceAnalyzer
+    from arcface.runtime import sessions
+    from arcface.runtime.int8 import int8_available, int8_model
+
+    if not int8_available():
+        pytest.skip("onnx is not installed")
+    cached = int8_model(vectron_dir / "w600k_mbf.onnx")
+    cached.write_bytes(b"\x08\x07not a model" * 100)
+    sessions._SESSIONS.clear()  # no session opened on the good file may answer for it
+    with pytest.raises(ModelError, match=str(cached)):
+        FaceAnalyzer(runtime="onnxruntime", precision="int8")
