@@ -2,12 +2,12 @@
 
 What ``arcface embed DIR`` runs (decode, letterbox, detect, decode boxes, align, embed in batches) is timed on the
 labelled photos of ../shared/data (deepface's and face_recognition's photos and the group photos: 77 files from
-465x745 to 2204x970 pixels), against the models alone on inputs prepared beforehand: one detector run per photo
-(two for photos that needed the padded retry) and the recognizer on the same crops in batches of 128. Rounds
-alternate the three contenders: the pipeline as it runs (JPEG decoding of the next photos overlapped with the
-models, ``decode_ahead=2``), the pipeline decoding in the caller's thread (``decode_ahead=0``), and the models
-alone; the ratio pipeline / models is the cost of everything around the models (issue target <= 1.2). A last
-line times JPEG decoding alone (OpenCV, full and reduced scale) on the same files.
+465x745 to 2204x970 pixels), against the models alone on inputs prepared beforehand: one detector run per photo and
+canvas (640 and 160 with ``sizes="auto"``; one more for photos that needed the padded retry) and the recognizer on
+the same crops in batches of 128. Rounds alternate the three contenders: the pipeline as it runs (JPEG decoding of
+the next photos overlapped with the models, ``decode_ahead=2``), the pipeline decoding in the caller's thread
+(``decode_ahead=0``), and the models alone; the ratio pipeline / models is the cost of everything around the models
+(issue target <= 1.2). A last line times JPEG decoding alone (OpenCV, full and reduced scale) on the same files.
 
     python benchmarks/bench_folder.py [--runtime auto] [--rounds 5]
 """
@@ -54,15 +54,16 @@ def main() -> None:
     # inputs of the models alone, prepared once: canvases (and padded canvases where the retry ran), crops
     results = fa.analyze_many(paths, with_crops=True)
     blobs = []
-    for p in paths:
+    for p, faces in zip(paths, results):
         img = load_image(p)
-        blobs.append(det.spec.preprocess(letterbox(img, det.input_size)[0][None]))
-        first = det._detect_batches([img], 1)[0]
-        if len(first) == 0:  # the padded retry ran a second canvas
+        for canvas in det.sizes:  # every canvas of a detection pass (640 and 160 with sizes="auto")
+            blobs.append(det.spec.preprocess(letterbox(img, canvas)[0][None]))
+        if any(f.path == "padded" for f in faces):  # the padded retry ran a second 640 canvas
             blobs.append(det.spec.preprocess(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
     crops = np.concatenate([np.stack([f.crop for f in faces]) for faces in results if faces])
     crop_blobs = [emb.spec.preprocess(crops[i : i + fa.batch_size]) for i in range(0, len(crops), fa.batch_size)]
-    print(f"{len(crops)} faces; {len(blobs) - len(paths)} photos needed the padded retry")
+    retried = sum(any(f.path == "padded" for f in faces) for faces in results)
+    print(f"{len(crops)} faces; canvases {det.sizes}; {retried} photos needed the padded retry")
 
     serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0)
 

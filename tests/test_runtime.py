@@ -81,3 +81,56 @@ def test_cli_runtime_option(capsys, vectron_dir) -> None:
         assert main(["verify", photo, photo, "--precision", "bf16", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert "used with openvino/bf16" in out["threshold_provenance"], out
+
+
+def test_openvino_compiles_one_model_per_canvas_size_with_identical_outputs(vectron_dir: Path, monkeypatch) -> None:
+    import pytest
+
+    pytest.importorskip("openvino")
+    from arcface.runtime import sessions
+
+    det = sessions.OpenVinoSession(vectron_dir / "scrfd_500m_bnkps.onnx", threads=2)
+    rec = sessions.OpenVinoSession(vectron_dir / "w600k_mbf.onnx", threads=2)
+    name = det.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    dynamic = det._compiled[None].create_infer_request()
+    for side in (640, 160):
+        x = rng.uniform(-1, 1, (1, 3, side, side)).astype(np.float32)
+        outs = det.run(None, {name: x})
+        dynamic.infer({0: x})
+        for i, out in enumerate(outs):  # the specialised graph computes what the dynamic one does
+            np.testing.assert_allclose(out, dynamic.get_output_tensor(i).data, atol=1e-5)
+        assert outs[0].shape == (1, (side // 8) ** 2 * 2, 1)  # stride-8 scores, 2 anchors per cell, by file name
+    assert set(det._compiled) == {None, (3, 640, 640), (3, 160, 160)}
+    # past OV_SIZED_MAX sizes, new ones run on the dynamic model instead of compiling again
+    monkeypatch.setattr(sessions, "OV_SIZED_MAX", 1)
+    x = rng.uniform(-1, 1, (1, 3, 320, 320)).astype(np.float32)
+    assert det.run(["score_8"], {name: x})[0].shape == (1, 40 * 40 * 2, 1)
+    assert set(det._compiled) == {None, (3, 640, 640), (3, 160, 160)}
+    # the recognizer's size is fixed (only its batch is free): one model for every batch
+    for n in (1, 3):
+        assert rec.run(None, {rec.get_inputs()[0].name: np.zeros((n, 3, 112, 112), np.float32)})[0].shape == (n, 512)
+    assert set(rec._compiled) == {None}
+
+
+def test_bf16_runs_the_recognizer_in_bf16_and_the_detector_in_f32(wheel_images) -> None:
+    import pytest
+
+    ov = pytest.importorskip("openvino")
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 support in OpenVINO")
+    from arcface.pipeline import FaceAnalyzer
+    from arcface.runtime.sessions import role_precision
+
+    assert [role_precision(r, p) for r in ("detector", "recognizer") for p in ("bf16", "int8", "f32")] == [
+        "f32", "f32", "f32", "bf16", "int8", "f32"
+    ]  # fmt: skip
+    bf16 = FaceAnalyzer(runtime="openvino", precision="bf16")
+    f32 = FaceAnalyzer(runtime="openvino", precision="f32")
+    assert bf16.detector.session.get_providers() == ["OpenVINO-CPU-f32"]
+    assert bf16.embedder.session.get_providers() == ["OpenVINO-CPU-bf16"]
+    mine, ref = bf16.analyze(wheel_images["players.jpg"]), f32.analyze(wheel_images["players.jpg"])
+    assert len(mine) == len(ref) == 22
+    for a, b in zip(mine, ref, strict=True):
+        np.testing.assert_array_equal(a.kps, b.kps)  # the same f32 detector: the same alignment
+        assert 0.995 < float(a.embedding @ b.embedding) < 1.0  # bf16 arithmetic in the recognizer only

@@ -22,7 +22,7 @@ from arcface.models import detector_family, resolve_pack
 from arcface.models.packs import Pack, sha256_file
 from arcface.runtime import REFERENCE, EngineChoice, choose_engine
 from arcface.runtime.choice import check_engine_names
-from arcface.runtime.int8 import role_precision
+from arcface.runtime.sessions import role_precision
 from arcface.spec import SCRFD_DETECTION
 from arcface.thresholds import Threshold, agreement_for, threshold_for
 
@@ -130,7 +130,7 @@ class FaceAnalyzer:
                 "max_faces": max_faces,
                 "min_face_size": min_face_size,
                 "runtime": runtime,
-                "precision": role_precision("detector", precision),  # int8 quantizes the recognizer only
+                "precision": role_precision("detector", precision),  # bf16 and int8 apply to the recognizer only
             }
             if det_threshold is not None:
                 options["score_threshold"] = det_threshold

@@ -4,7 +4,8 @@ The candidates are the engines that are installed and allowed:
 
 - ``onnxruntime/f32`` (the reference: thresholds are calibrated with it) always;
 - ``openvino/f32`` when the ``openvino`` extra is installed (same arithmetic, cosine >= 0.99999 to the reference);
-- ``openvino/bf16`` only where the CPU has bf16 units *and* the recognizer's thresholds entry records a measured
+- ``openvino/bf16`` (the recognizer in bf16, the detector in f32: :func:`arcface.runtime.sessions.role_precision`)
+  only where the CPU has bf16 units *and* the recognizer's thresholds entry records a measured
   agreement with the reference that passes :data:`BARS` (``benchmarks/engine_agreement.py`` measures it on all
   within-set pairs of the real labelled photos and stores it beside the threshold's provenance);
 - ``onnxruntime/int8`` (the recognizer quantized once and cached, see :mod:`arcface.runtime.int8`; the detector
@@ -12,10 +13,10 @@ The candidates are the engines that are installed and allowed:
 
 Each candidate runs the pack's detector (one 640x640 canvas) and recognizer (a batch of 8 crops) on synthetic
 input, rounds interleaved, medians kept; the fastest total wins, but the reference is kept unless another engine
-is at least :data:`SPEEDUP_NEEDED` times faster. One engine runs both models: timed apart, OpenVINO ran the
-recognizer 1.7x faster than ONNX Runtime and the detector 2x slower here, but the mixed pair measured slower end
-to end than OpenVINO alone (players.jpg 146.8 against 115.6 ms, ``benchmarks/bench_engines.py``): two engines'
-thread pools contend for the same cores. Timings are cached in ``engines.json`` under
+is at least :data:`SPEEDUP_NEEDED` times faster. One engine runs both models: timed apart, ONNX Runtime runs the detector a little faster
+(6.6 against OpenVINO's 7.8 ms for the 640 and 160 canvases) and OpenVINO the recognizer 1.7x faster, but the
+mixed pair measured slower end to end than OpenVINO alone (players.jpg 146.8 against 115.6 ms,
+``benchmarks/bench_engines.py``): two engines' thread pools contend for the same cores. Timings are cached in ``engines.json`` under
 ``$ARCFACE_CACHE_DIR`` (default ``~/.cache/arcface``), keyed by the CPU (:meth:`CpuInfo.key`), threads, engine
 versions and each model file's SHA-256, so the micro-benchmark (a few seconds) runs once per machine and model.
 """
@@ -47,7 +48,7 @@ BARS: dict[str, dict[str, float]] = {
     "bf16": {"cosine_min": 0.999, "changed_max": 0.0005},
     "int8": {"cosine_min": 0.99, "changed_max": 0.0005},
 }
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: bf16 runs the detector in f32; OpenVINO compiles one model per canvas size
 WORKLOAD = "detector at 640x640 (batch 1) + recognizer on 8 crops, medians of 7 interleaved rounds"
 
 
@@ -57,7 +58,7 @@ class EngineChoice:
 
     Attributes:
         runtime, precision: the engine (``"onnxruntime"``/``"openvino"``) and its precision (``"f32"``, ``"bf16"``
-            on OpenVINO, ``"int8"`` on ONNX Runtime: the recognizer quantized, the detector in f32).
+            on OpenVINO, ``"int8"`` on ONNX Runtime; either applies to the recognizer, the detector runs in f32).
         reason: one sentence a person can check (the measured speed-up, or why nothing was measured).
         timings_ms: milliseconds per workload (:data:`WORKLOAD`) of each measured engine, ``"runtime/precision"``.
         excluded: engines not considered, with the reason (not installed, no bf16 units, accuracy not measured).
@@ -214,7 +215,7 @@ def _open(path: Path, engine: str, threads: int) -> Any:
 def time_engines(path: Path, role: str, engines: list[str], threads: int, rounds: int = 7) -> dict[str, list[float]]:
     """Milliseconds per run of ``path`` (``role`` ``"detector"`` or ``"recognizer"``) under each engine: one
     sample per round, engines interleaved round by round after two warm-up runs each."""
-    from arcface.runtime.int8 import role_precision
+    from arcface.runtime.sessions import role_precision
 
     sessions = {}
     for e in engines:

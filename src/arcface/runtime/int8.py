@@ -8,8 +8,8 @@ asked for, and keeps the result in ``$ARCFACE_CACHE_DIR/int8/`` under the fp32 f
 quantized again and never mixed up. Convolutions stay in float: quantized dynamically they lose the embedding
 (cosine 0.51 to f32 on real crops) and run slower; the fully connected layer, the largest of MobileFaceNet, keeps
 cosine 0.9996 and gains speed (``benchmarks/bench_engines.py``). ``arcface export quantize`` makes a fully
-static int8 model instead. The detector stays in f32: its landmarks decide the alignment. Quantizing needs the
-``onnx`` package (in the ``train`` and ``dev`` extras).
+static int8 model instead. The detector stays in f32 (:func:`arcface.runtime.sessions.role_precision`). Quantizing
+needs the ``onnx`` package (in the ``train`` and ``dev`` extras).
 """
 
 from __future__ import annotations
@@ -22,16 +22,8 @@ from pathlib import Path
 
 from arcface.errors import ModelError
 
-#: Roles whose model is quantized under ``precision="int8"`` (the others run in f32).
-INT8_ROLES = ("recognizer",)
 #: Operators whose weights are quantized.
 INT8_OPS = ("MatMul", "Gemm")
-
-
-def role_precision(role: str, precision: str) -> str:
-    """The precision a model of ``role`` (``"detector"``/``"recognizer"``) runs in under an engine's ``precision``:
-    int8 quantizes only :data:`INT8_ROLES`; the others run in f32."""
-    return "f32" if precision == "int8" and role not in INT8_ROLES else precision
 
 
 def int8_available() -> bool:
