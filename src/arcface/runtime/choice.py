@@ -13,12 +13,13 @@ The candidates are the engines that are installed and allowed:
 
 Each candidate runs the pack's detector (one 640x640 canvas) and recognizer (a batch of 8 crops) on synthetic
 input, rounds interleaved, medians kept; the fastest total wins, but the reference is kept unless another engine
-is at least :data:`SPEEDUP_NEEDED` times faster. One engine runs both models: timed apart, ONNX Runtime runs the detector a little faster
-(6.6 against OpenVINO's 7.8 ms for the 640 and 160 canvases) and OpenVINO the recognizer 1.7x faster, but the
-mixed pair measured slower end to end than OpenVINO alone (players.jpg 146.8 against 115.6 ms,
-``benchmarks/bench_engines.py``): two engines' thread pools contend for the same cores. Timings are cached in ``engines.json`` under
-``$ARCFACE_CACHE_DIR`` (default ``~/.cache/arcface``), keyed by the CPU (:meth:`CpuInfo.key`), threads, engine
-versions and each model file's SHA-256, so the micro-benchmark (a few seconds) runs once per machine and model.
+is at least :data:`SPEEDUP_NEEDED` times faster. One engine runs both models: timed apart, ONNX Runtime runs the
+detector a little faster (6.6 against OpenVINO's 7.8 ms for the 640 and 160 canvases) and OpenVINO the recognizer
+1.7x faster, but the mixed pair measured slower end to end than OpenVINO alone (players.jpg 146.8 against
+115.6 ms, ``benchmarks/bench_engines.py``): two engines' thread pools contend for the same cores. Timings are
+cached in ``engines.json`` under ``$ARCFACE_CACHE_DIR`` (default ``~/.cache/arcface``), keyed by the CPU
+(:meth:`CpuInfo.key`), threads, engine versions and each model file's SHA-256, so the micro-benchmark (a few
+seconds) runs once per machine and model.
 """
 
 from __future__ import annotations
