@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from arcface.errors import InputError, ModelError
@@ -274,9 +275,9 @@ def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache
     assert c.engine == "onnxruntime/f32" and "pip install onnx" in c.excluded["onnxruntime/int8"]
 
 
-def test_a_damaged_int8_cache_file_is_named_in_the_error(vectron_dir: Path, cache) -> None:
-    """A cached int8 model that is not an ONNX model (truncated, overwritten) stops the analyzer with a
-    :class:`ModelError` naming that file; nothing runs on it."""
+def test_a_damaged_int8_cache_file_is_quantized_again(vectron_dir: Path, cache, wheel_images, caplog) -> None:
+    """A cached int8 model that was truncated or overwritten is never run: its digest no longer matches the one
+    written beside it, so it is quantized again (a warning names the file) and the analyzer embeds as before."""
     from arcface.pipeline import FaceAnalyzer
     from arcface.runtime import sessions
     from arcface.runtime.int8 import int8_available, int8_model
@@ -284,7 +285,16 @@ def test_a_damaged_int8_cache_file_is_named_in_the_error(vectron_dir: Path, cach
     if not int8_available():
         pytest.skip("onnx is not installed")
     cached = int8_model(vectron_dir / "w600k_mbf.onnx")
-    cached.write_bytes(b"\x08\x07not a model" * 100)
-    sessions._SESSIONS.clear()  # no session opened on the good file may answer for it
-    with pytest.raises(ModelError, match=str(cached)):
-        FaceAnalyzer(runtime="onnxruntime", precision="int8")
+    good = cached.read_bytes()
+    before = FaceAnalyzer(runtime="onnxruntime", precision="int8").analyze(wheel_images["gdp.jpg"])
+    for damage in (b"\x08\x07not a model" * 100, good[: len(good) // 2]):
+        cached.write_bytes(damage)
+        sessions._SESSIONS.clear()  # no session opened on the good file may answer for it
+        with caplog.at_level("WARNING", logger="arcface.runtime"):
+            after = FaceAnalyzer(runtime="onnxruntime", precision="int8").analyze(wheel_images["gdp.jpg"])
+        assert str(cached) in caplog.text and "quantizing again" in caplog.text
+        caplog.clear()
+        assert cached.read_bytes() == good  # the same quantization, made again
+        np.testing.assert_array_equal(np.stack([f.embedding for f in after]), np.stack([f.embedding for f in before]))
+    cached.with_name(cached.name + ".sha256").unlink()  # a file without its digest is not trusted either
+    assert int8_model(vectron_dir / "w600k_mbf.onnx") == cached and cached.with_name(cached.name + ".sha256").is_file()

@@ -73,7 +73,7 @@ def largest_face(faces: Sequence[Face]) -> Face:
     """The face with the largest box (ties: the higher detection score); :class:`NoFaceError` when empty."""
     if not faces:
         raise NoFaceError("no face found")
-    return max(faces, key=lambda f: (f.area, float(f.score)))
+    return faces[select_index(np.stack([f.bbox for f in faces]), "largest", scores=[float(f.score) for f in faces])]
 
 
 #: The rules of :func:`select_face`.
@@ -122,6 +122,6 @@ def select_face(faces: Sequence[Face], rule: str = "largest", image_size: tuple[
     if not faces:
         raise NoFaceError("no face found")
     if rule == "largest":
-        return largest_face(faces)
+        return largest_face(faces)  # needs no image size
     size = image_size if image_size is not None else faces[0].image_size
     return faces[select_index(np.stack([f.bbox for f in faces]), rule, size)]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arcface.align import ARCFACE_TEMPLATE, align_faces
-from arcface.detect.base import Detections, Detector
+from arcface.align import align_faces
+from arcface.detect.base import Detector, center_crop_detection
 from arcface.embed.base import Embedder
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.errors import InputError, ModelError, first_line
@@ -321,18 +321,6 @@ class FaceAnalyzer:
         faces_a, faces_b = self.analyze_many([a, b], color=color)
         chosen = self.threshold if threshold is None else threshold
         return verify_faces(faces_a, faces_b, chosen, names=(_name(a, "a"), _name(b, "b")), select=select)
-
-
-def center_crop_detection(shape: tuple[int, int], fraction: float) -> Detections:
-    """The landmark-free last resort: the central square of side ``fraction`` x the shorter side of an image of
-    ``shape = (H, W)``, as one detection whose landmarks are the ArcFace template mapped onto that square (so the
-    aligned crop is that square resized), score 0, path ``"center_crop"``."""
-    h, w = shape
-    side = max(1.0, fraction * min(h, w))
-    x0, y0 = (w - side) / 2.0, (h - side) / 2.0
-    kps = ARCFACE_TEMPLATE * (side / 112.0) + np.array([x0, y0], np.float32)
-    box = np.array([[x0, y0, x0 + side, y0 + side]], np.float32)
-    return Detections(box, np.zeros(1, np.float32), kps[None].astype(np.float32), "center_crop")
 
 
 def pack_engine(

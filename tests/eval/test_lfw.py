@@ -12,7 +12,7 @@ from eval_fakes import FakeAnalyzer, PatternEmbedder, crop_align
 
 from arcface.errors import InputError
 from arcface.eval import lfw
-from arcface.eval.faces import centre_crop, select_face
+from arcface.eval.faces import face_crop, select_face
 from arcface.eval.metrics import kfold_accuracy
 
 
@@ -52,14 +52,26 @@ def test_parse_pairs_errors(tmp_path, text, match):
         lfw.parse_pairs(p)
 
 
-def test_select_face_and_centre_crop():
+def test_select_face_and_centre_crop_fallback():
     boxes = np.array([[0, 0, 50, 50], [40, 40, 60, 60], [30, 30, 70, 70]], np.float32)
     assert select_face(boxes, (100, 100, 3)) == 2  # both centred at 50: larger wins
     assert select_face(boxes[:2], (100, 100, 3)) == 1
+    # nothing detected: the central square (side 0.5 x the shorter side) becomes the crop, and nothing around it
+    from arcface.align import align_faces
+    from arcface.detect.base import Detections
+
+    class NoFaces:
+        def detect(self, image):
+            return Detections.empty(True)
+
     img = np.zeros((100, 200, 3), np.uint8)
     img[25:75, 75:125] = 255
-    c = centre_crop(img, size=10, fraction=0.5)
-    assert c.shape == (10, 10, 3) and c.min() == 255
+    for size in (112, 224):
+        c, detected = face_crop(img, NoFaces(), align_faces, size=size, fallback_fraction=0.5)
+        assert not detected and c.shape == (size, size, 3)
+        assert c[4:-4, 4:-4].min() == 255  # inside: the white square (its edge may blend with the black)
+    c, _ = face_crop(img, NoFaces(), align_faces, size=112, fallback_fraction=0.6)  # a larger square: black border
+    assert c[56, 56].min() == 255 and c[2, 56].max() == 0
 
 
 def test_evaluate_lfw_fake_analyzer(tmp_path):
@@ -93,8 +105,10 @@ def test_evaluate_lfw_fake_analyzer(tmp_path):
 
     def crop(name, k):
         img = cv2.imread(str(lfw.image_path(root, name, k)))[..., ::-1]
-        if (name, k) in undetectable:
-            return centre_crop(img, 112, 0.5)
+        if (name, k) in undetectable:  # the central 48-px square of the 96-px photo scaled onto 112x112
+            scale, x0 = 112 / 48, 24
+            m = np.array([[scale, 0, -scale * x0], [0, scale, -scale * x0]], np.float64)
+            return cv2.warpAffine(img, m, (112, 112), flags=cv2.INTER_LINEAR)
         return cv2.resize(img, (112, 112), interpolation=cv2.INTER_AREA)
 
     scores = [

@@ -451,3 +451,43 @@ def test_video_page_watches_a_stream_monitor(browser, make_app, wheel_images, tm
     finally:
         server.stop()
         cam.close()
+
+
+def test_every_page_has_one_api_key_box_whose_key_the_others_send(browser, make_app, tmp_path):
+    """The key typed on one page (Galleries) is kept in the browser and sent by the others; each page has exactly
+    one key field (Compare and Settings their own, the rest the box common.js adds); without it the server says
+    401 on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pytest.importorskip("uvicorn")
+    from arcface.serve.runner import serve_in_thread
+
+    app = make_app(gallery_root=tmp_path / "g", api_key="box-key")
+    server = serve_in_thread(app)
+    try:
+        headers = {"X-API-Key": "box-key"}
+        assert httpx.post(server.url + "/v1/galleries/staff", headers=headers).status_code in (200, 201)
+        browser.get(server.url + "/galleries")
+        browser.execute_script("localStorage.removeItem('arcface-api-key');")
+        browser.get(server.url + "/identify")
+        status = browser.find_element(By.ID, "status")
+        WebDriverWait(browser, 20).until(lambda d: "401" in status.text)  # the gallery list needs the key
+        assert browser.find_element(By.ID, "api-key").is_displayed()  # and the box opened to ask for it
+        for path in ("/", "/identify", "/galleries", "/video", "/settings"):
+            browser.get(server.url + path)
+            assert len(browser.find_elements(By.ID, "api-key")) == 1, path
+        browser.get(server.url + "/galleries")
+        field = browser.find_element(By.ID, "api-key")
+        WebDriverWait(browser, 20).until(lambda d: field.is_displayed())  # opened by the page's own 401
+        field.send_keys("box-key")
+        browser.execute_script("arguments[0].dispatchEvent(new Event('change'));", field)
+        assert browser.execute_script("return localStorage.getItem('arcface-api-key');") == "box-key"
+        browser.get(server.url + "/identify")  # another page sends the stored key: the gallery list loads
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "gallery").get_attribute("data-ready"))
+        names = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#gallery option")]
+        assert "staff" in names, names
+        assert browser.find_element(By.ID, "api-key").get_attribute("value") == "box-key"
+    finally:
+        browser.execute_script("localStorage.removeItem('arcface-api-key');")
+        server.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from arcface.cli.common import print_json
+from arcface.face import largest_face
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def _target(source: Path, fa) -> np.ndarray:
     faces = fa.analyze(source)
     if not faces:
         raise NoFaceError(f"no face found in {source}")
-    return max(faces, key=lambda f: f.area).embedding
+    return largest_face(faces).embedding
 
 
 def cmd_invert(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from arcface.align import ARCFACE_TEMPLATE
+
 #: The stages that can produce a face, in the order they are tried (``"center_crop"``: no detection at all, an
 #: opt-in of :class:`arcface.pipeline.FaceAnalyzer`; landmarks are the template's, not measured).
 PATHS: tuple[str, ...] = ("detector", "padded", "low_threshold", "center_crop")
@@ -65,3 +67,15 @@ class Detector(Protocol):
     def detect(self, image_rgb: np.ndarray) -> Detections: ...
 
     def detect_many(self, images_rgb: list[np.ndarray], batch_size: int = 8) -> list[Detections]: ...
+
+
+def center_crop_detection(shape: tuple[int, int], fraction: float) -> Detections:
+    """The landmark-free last resort: the central square of side ``fraction`` x the shorter side of an image of
+    ``shape = (H, W)``, as one detection whose landmarks are the ArcFace template mapped onto that square (so the
+    aligned crop is that square resized), score 0, path ``"center_crop"``."""
+    h, w = shape
+    side = max(1.0, fraction * min(h, w))
+    x0, y0 = (w - side) / 2.0, (h - side) / 2.0
+    kps = ARCFACE_TEMPLATE * (side / 112.0) + np.array([x0, y0], np.float32)
+    box = np.array([[x0, y0, x0 + side, y0 + side]], np.float32)
+    return Detections(box, np.zeros(1, np.float32), kps[None].astype(np.float32), "center_crop")

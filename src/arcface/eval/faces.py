@@ -4,8 +4,8 @@ Each photo is run through a detector (anything with ``detect(image_rgb) -> detec
 ``boxes (N, 4)``, ``scores (N,)``, ``kps (N, 5, 2)`` in pixels, as :class:`arcface.detect.base.Detections`).
 The face **closest to the image centre** is kept by default (benchmark photos such as LFW centre the subject;
 ties: the larger box); ``select`` takes any rule of :func:`arcface.face.select_face`. Photos where nothing is
-detected are counted and fall back to a centre crop: the central square of side ``fallback_fraction * min(H, W)``
-resized to the embedder input size.
+detected are counted and fall back to a centre crop: the central square of side ``fallback_fraction * min(H, W)``,
+aligned as the template face (:func:`arcface.detect.base.center_crop_detection`, the pipeline's opt-in last resort).
 Photos that cannot be read at all (truncated, not an image) are counted with their reason and replaced by a
 uniform grey crop, so a protocol keeps its pairs and one bad file never stops an evaluation.
 """
@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
+from arcface.detect.base import center_crop_detection
 from arcface.face import select_index
 from arcface.imageio import load_image
 
@@ -36,16 +36,6 @@ def select_face(boxes: np.ndarray, image_shape: tuple[int, ...], rule: str = "ce
     """Index of the box ``rule`` picks (default: centre nearest the image centre, ties: the larger box)."""
     h, w = image_shape[:2]
     return select_index(boxes, rule, (w, h))
-
-
-def centre_crop(image: np.ndarray, size: int = 112, fraction: float = 0.5) -> np.ndarray:
-    """Central square of side ``fraction * min(H, W)`` resized to ``size`` x ``size`` (RGB uint8)."""
-    h, w = image.shape[:2]
-    side = max(1, int(round(min(h, w) * fraction)))
-    y0, x0 = (h - side) // 2, (w - side) // 2
-    crop = image[y0 : y0 + side, x0 : x0 + side]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
 
 
 @dataclass
@@ -80,8 +70,8 @@ def face_crop(
 ) -> tuple[np.ndarray, bool]:
     """``(crop, detected)`` for one RGB photo: the aligned face ``select`` picks, or the centre-crop fallback."""
     det = detector.detect(image)
-    if len(det) == 0:
-        return centre_crop(image, size, fallback_fraction), False
+    if len(det) == 0:  # the pipeline's opt-in last resort: the central square, mapped as the template's face
+        return aligner(image, center_crop_detection(image.shape[:2], fallback_fraction).kps, size)[0], False
     i = select_face(det.boxes, image.shape, select)
     kps = np.asarray(det.kps, dtype=np.float32)[i : i + 1]
     return aligner(image, kps, size)[0], True

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError
+from arcface.face import largest_face
 
 
 def embedding_agreement(emb_a: np.ndarray, emb_b: np.ndarray) -> dict[str, float]:
@@ -72,7 +73,7 @@ def load_deepface_pairs(data_dir: str | os.PathLike, analyzer: Any = None) -> La
             continue
         index[n] = len(files)
         files.append(path)
-        crops.append(max(faces, key=lambda f: f.area).crop)
+        crops.append(largest_face(faces).crop)
     kept = [(index[a], index[b], s) for a, b, s in rows if a in index and b in index]
     if not kept:
         raise InputError(f"{root}: no labelled pair with a detectable face in both photos")

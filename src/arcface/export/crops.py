@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from arcface.errors import InputError, ModelError
+from arcface.face import largest_face
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def crops_from_images(paths: list[Path], limit: int | None = None, largest_only:
         analyzer = analyzer or _analyzer()
         faces = analyzer.analyze(img, with_crops=True, embed=False)
         if largest_only and faces:
-            faces = [max(faces, key=lambda f: f.area)]
+            faces = [largest_face(faces)]
         out.extend(f.crop[None] for f in faces if f.crop is not None)
     if not out:
         return np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)

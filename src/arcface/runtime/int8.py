@@ -5,7 +5,9 @@ ONNX Runtime has no bf16 route on x86, but it runs int8 matrix products (``MatMu
 has them). ``precision="int8"`` quantizes the *recognizer*'s ``MatMul``/``Gemm`` weights to 8 bits (ONNX Runtime's
 dynamic quantization: activations quantized per batch at run time, so no calibration data) the first time it is
 asked for, and keeps the result in ``$ARCFACE_CACHE_DIR/int8/`` under the fp32 file's SHA-256, so a changed model is
-quantized again and never mixed up. Convolutions stay in float: quantized dynamically they lose the embedding
+quantized again and never mixed up; the quantized file's own SHA-256 is kept beside it (``.sha256``) and checked
+at every use, so a truncated or overwritten cache file is quantized again (with a warning naming it) instead of
+run. Convolutions stay in float: quantized dynamically they lose the embedding
 (cosine 0.51 to f32 on real crops) and run slower; the fully connected layer, the largest of MobileFaceNet, keeps
 cosine 0.9996 and gains speed (``benchmarks/bench_engines.py``). ``arcface export quantize`` makes a fully
 static int8 model instead. The detector stays in f32 (:func:`arcface.runtime.sessions.role_precision`). Quantizing
@@ -21,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from arcface.errors import ModelError
+
+log = logging.getLogger("arcface.runtime")
 
 #: Operators whose weights are quantized.
 INT8_OPS = ("MatMul", "Gemm")
@@ -46,8 +50,14 @@ def int8_model(path: str | os.PathLike) -> Path:
         raise ModelError("precision int8 quantizes the recognizer with the onnx package: pip install onnx")
     digest = sha256_file(src)
     out = int8_cache_dir() / f"{digest[:16]}-{src.stem}-int8.onnx"
+    check = out.with_name(out.name + ".sha256")  # the quantized file's own digest, written beside it
     if out.is_file():
-        return out
+        try:
+            if check.read_text().strip() == sha256_file(out):
+                return out
+        except OSError:
+            pass
+        log.warning("%s: cached int8 model is damaged or unverified (its digest does not match); quantizing again", out)
     # no quant_pre_process: it opens its own ONNX Runtime session, which a process on the shared thread pool
     # refuses; the weights of these operators quantize the same without it
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -66,5 +76,8 @@ def int8_model(path: str | os.PathLike) -> Path:
             raise ModelError(f"{src}: int8 quantization for precision='int8' failed ({exc})") from exc
         finally:
             root.setLevel(level)
+        sidecar = Path(td) / "int8.sha256"
+        sidecar.write_text(sha256_file(q) + "\n")
         os.replace(q, out)
+        os.replace(sidecar, check)  # last: a file without its digest is quantized again
     return out

@@ -100,9 +100,7 @@
     if (picks.a !== null) form.append("face_a", String(picks.a));
     if (picks.b !== null) form.append("face_b", String(picks.b));
     if (Arc.threshold() !== null) form.append("threshold", String(Arc.threshold()));
-    const headers = {};
-    const key = $("api-key").value.trim();
-    if (key) headers["X-API-Key"] = key;
+    const headers = Arc.authHeaders();
     let res, body;
     try {
       res = await fetch("v1/verify", { method: "POST", body: form, headers });
@@ -181,6 +179,5 @@
     compare();
   }
   ["a", "b"].forEach((side) => $("canvas-" + side).addEventListener("click", (e) => pickAt(side, e)));
-  Arc.bindKey();
   $("api-key").addEventListener("change", compare);
 })();

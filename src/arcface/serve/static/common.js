@@ -32,6 +32,10 @@ const Arc = (function () {
   }
 
   async function failure(res) {
+    if (res.status === 401) {  // show where the key goes
+      const box = keyInput() && keyInput().closest("details");
+      if (box) box.open = true;
+    }
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
     const err = (data && data.error) || {};
@@ -76,9 +80,21 @@ const Arc = (function () {
     el.classList.toggle("error", Boolean(isError));
   }
 
+  // the API key field: a page without one (Identify, Galleries, Video) gets the same collapsed box at the end of
+  // its <main>; the value is kept in this browser and sent by every page
   function bindKey() {
-    const el = keyInput();
-    if (!el) return;
+    let el = keyInput();
+    const main = document.querySelector("main");
+    if (!el && main) {
+      const box = document.createElement("details");
+      box.className = "settings";
+      box.innerHTML = '<summary>API key</summary><label>API key (if the server needs one) ' +
+        '<input type="password" id="api-key" autocomplete="off" placeholder="X-API-Key"></label>';
+      main.appendChild(box);
+      el = keyInput();
+    }
+    if (!el || el.dataset.bound) return;
+    el.dataset.bound = "1";
     el.value = localStorage.getItem("arcface-api-key") || "";
     el.addEventListener("change", () => localStorage.setItem("arcface-api-key", el.value.trim()));
   }
@@ -116,6 +132,7 @@ const Arc = (function () {
     });
   }
   nav();
+  bindKey();
 
-  return { $, api, authHeaders, imageUrl, run, setStatus, bindKey, fillGalleries, threshold, setThreshold };
+  return { $, api, authHeaders, imageUrl, run, setStatus, fillGalleries, threshold, setThreshold };
 })();

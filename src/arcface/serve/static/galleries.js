@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, imageUrl, run, setStatus, bindKey, fillGalleries } = Arc;
+  const { $, api, imageUrl, run, setStatus, fillGalleries } = Arc;
   const enc = encodeURIComponent;
   const IMAGE = /\.(jpe?g|png|webp|bmp|pgm|ppm)$/i;
   const CHUNK_FILES = 16; // photos per request when a person has many (each request stays under the limit)
@@ -128,7 +128,6 @@
     return { people, skipped };
   }
 
-  bindKey();
   // photos dropped anywhere on the enrolment panel become the photos to enrol
   const panel = $("enrol-panel");
   panel.addEventListener("dragover", (e) => { e.preventDefault(); panel.classList.add("over"); });

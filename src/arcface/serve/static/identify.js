@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { $, api, setStatus, bindKey, fillGalleries } = Arc;
+  const { $, api, setStatus, fillGalleries } = Arc;
   const MAX_SIDE = 900;
   let file = null;
   let bitmap = null;
@@ -76,7 +76,6 @@
     await identify();
   }
 
-  bindKey();
   $("file").addEventListener("change", () => setFile($("file").files[0]));
   $("drop").addEventListener("dragover", (e) => { e.preventDefault(); });
   $("drop").addEventListener("drop", (e) => { e.preventDefault(); setFile(e.dataTransfer.files[0]); });

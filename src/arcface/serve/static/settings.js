@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, run, bindKey, threshold, setThreshold } = Arc;
+  const { $, api, run, threshold, setThreshold } = Arc;
 
   function fill(list, rows) {
     const dl = $(list);
@@ -57,7 +57,6 @@
     return "Ready.";
   }
 
-  bindKey();
   $("api-key").addEventListener("change", () => run(load));
   $("save-threshold").addEventListener("click", () => run(async () => {
     const raw = $("threshold").value.trim();

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { $, api, authHeaders, run, setStatus, bindKey, fillGalleries } = Arc;
+  const { $, api, authHeaders, run, setStatus, fillGalleries } = Arc;
   const enc = encodeURIComponent;
   let watching = null; // { id, abort, since }
 
@@ -122,7 +122,6 @@
     }
   }
 
-  bindKey();
   $("upload").addEventListener("click", () => run(upload));
   $("clip").addEventListener("change", () => run(upload));
   $("start").addEventListener("click", () => run(async () => {
