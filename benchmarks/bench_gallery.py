@@ -21,7 +21,13 @@ thread), ``pq``/``pq-f16``/``pq-i8`` (the two-stage search: PCA-128 + 4-bit PQ f
 ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to build), ``usearch-i8`` (usearch HNSW over int8,
 multi-threaded build; ``pip install usearch``).
 
+``--interleaved numpy,flat-i8,pq-f16`` then builds those contenders again, keeps them all in memory and times
+single queries round by round (each round runs the same query through every contender, the order reversed
+every other round), printing medians (min-max) and each one's speed-up over the first, per round: the
+sequential latencies above are measured minutes apart, so a shared machine's noise can tilt them.
+
     python benchmarks/bench_gallery.py --n 200000 --json
+    python benchmarks/bench_gallery.py --n 1000000 --indexes numpy --interleaved numpy,flat-i8,flat-f16
     python benchmarks/bench_gallery.py --n 200000 --indexes flat,numpy,flat-i8,hnsw-i8,usearch-i8
 """
 
@@ -158,6 +164,33 @@ def measure(
     return row
 
 
+def interleaved(keys: list[str], factories: dict, data: np.ndarray, queries: np.ndarray, k: int, rounds: int) -> None:
+    """Single-query latency of ``keys``, all built and resident, timed round by round in alternating order."""
+    indexes = {}
+    for key in keys:
+        indexes[key] = factories[key][1]()
+        indexes[key].upsert(np.arange(len(data), dtype=np.int64), data)
+        indexes[key].search(queries[:2], k)  # warm-up
+    ms: dict[str, list[float]] = {key: [] for key in keys}
+    for r in range(rounds):
+        q = queries[r % len(queries)][None]
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            t = time.perf_counter()
+            indexes[key].search(q, k)
+            ms[key].append((time.perf_counter() - t) * 1e3)
+    base = keys[0]
+    print(f"\n# interleaved, {rounds} rounds of one query (median (min-max) ms; speed-up over {base} per round)")
+    for key in keys:
+        ratio = [b / x for b, x in zip(ms[base], ms[key])]
+        print(
+            f"{factories[key][0]:48s} {np.median(ms[key]):8.2f} ({min(ms[key]):.2f}-{max(ms[key]):.2f})   "
+            f"{np.median(ratio):.2f}x ({np.percentile(ratio, 5):.2f}-{np.percentile(ratio, 95):.2f}, 5th-95th pct)"
+        )
+    for index in indexes.values():
+        if hasattr(index, "close"):
+            index.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="gallery size (default 1,000,000)")
@@ -181,6 +214,12 @@ def main() -> None:
         "--stats", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "embedding_stats.npz"
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object per index")
+    ap.add_argument(
+        "--interleaved",
+        default="",
+        help="contenders timed again, all in memory, query by query in alternating order (first = baseline)",
+    )
+    ap.add_argument("--rounds", type=int, default=200, help="rounds of --interleaved (one query each)")
     args = ap.parse_args()
 
     import faiss
@@ -252,7 +291,8 @@ def main() -> None:
             lambda: UsearchInt8(args.dim, args.hnsw_m, args.ef_construction, args.ef_search),
         ),
     }
-    unknown = [n for n in names if n not in factories]
+    together = [a.strip() for a in args.interleaved.split(",") if a.strip()]
+    unknown = [n for n in names + together if n not in factories]
     if unknown:
         raise SystemExit(f"unknown --indexes {unknown}; choose from {', '.join(factories)}")
     rows = []
@@ -273,6 +313,8 @@ def main() -> None:
             done = f"built in {row['build_s']:.1f} s, p50 {row['p50_ms']:.2f} ms, recall@1 {row['recall1']:.3f}"
             print(f"# {row['backend']}: {done}", flush=True)
 
+    if together:
+        interleaved(together, factories, data, queries, args.k, args.rounds)
     if args.json:
         for r in rows:
             print(
