@@ -4,7 +4,8 @@ Everything is measured in one run, rounds interleaved (contenders alternate insi
 (min-max); only ratios measured here are meaningful, not absolute times carried to another machine.
 
 1. The CPU (flags from /proc/cpuinfo) and the engine ``--runtime auto`` picks here, with its reason.
-2. Matmul peak: numpy f32 (its BLAS), OpenVINO f32 and (CPUs with bf16 units) bf16, on a 1536^3 product.
+2. Matmul peak: numpy f32 (its BLAS), OpenVINO f32 and (CPUs with bf16 units) bf16, ONNX Runtime int8
+   (``MatMulInteger``), on a 1536^3 product.
 3. Recognition at batch 32 (w600k_mbf) per engine: faces/s, GFLOP/s of its convolutions and matmuls
    (2 FLOPs per multiply-add, counted from the graph) and the fraction of that precision's measured peak.
 4. End to end from a JPEG path (decode, detect at 640, align, embed) on the wheel's three photos (1, 5, 22 faces)
@@ -78,7 +79,8 @@ def engines_here() -> list[str]:
 
 
 def matmul_peaks(rounds: int, n: int = 1536) -> dict[str, list[float]]:
-    """GFLOP/s of an n^3 float product: numpy's BLAS in f32, OpenVINO's CPU plugin in f32 and bf16."""
+    """G(FL)OP/s of an n^3 product: numpy's BLAS in f32, OpenVINO's CPU plugin in f32 and bf16, ONNX Runtime's
+    ``MatMulInteger`` in int8 (uint8 x int8 -> int32; where ``onnx`` is installed to build the graph)."""
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     runners = {"numpy/f32": lambda: a @ b}
@@ -93,6 +95,25 @@ def matmul_peaks(rounds: int, n: int = 1536) -> dict[str, list[float]]:
             cfg = {"INFERENCE_PRECISION_HINT": pr, "INFERENCE_NUM_THREADS": default_threads()}
             req = core.compile_model(model, "CPU", cfg).create_infer_request()
             runners[f"openvino/{pr}"] = lambda req=req: req.infer({0: a})
+    from arcface.runtime.int8 import int8_available
+
+    if int8_available():  # ONNX Runtime's integer product (what int8 models run on; VNNI/AMX where present)
+        from onnx import TensorProto, helper, numpy_helper
+
+        from arcface.runtime.sessions import private_session
+
+        qa = rng.integers(0, 256, (n, n), dtype=np.uint8)
+        qb = numpy_helper.from_array(rng.integers(-128, 128, (n, n), dtype=np.int8), "b")
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+            "int8_peak",
+            [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
+            [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])],
+            [qb],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        sess = private_session(model.SerializeToString(), default_threads())
+        runners["onnxruntime/int8"] = lambda: sess.run(None, {"a": qa})
     out: dict[str, list[float]] = {k: [] for k in runners}
     for fn in runners.values():
         fn()
@@ -141,7 +162,7 @@ def main() -> None:
     report["auto"] = auto.engine.to_dict()
 
     peaks = matmul_peaks(args.rounds)
-    print("\nmatmul peak, 1536^3, GFLOP/s:")
+    print("\nmatmul peak, 1536^3, GFLOP/s (int8: GOP/s):")
     for name, xs in peaks.items():
         print(f"  {name:<14} {stat(xs)}")
     report["peak_gflops"] = {k: statistics.median(v) for k, v in peaks.items()}
