@@ -75,7 +75,8 @@ class FaceAnalyzer:
         runtime, precision: the engine of the pack's models: ``"onnxruntime"`` (default: the reference the
             thresholds are calibrated with), ``"openvino"`` or ``"auto"`` (the faster on this machine, measured
             once and cached; see :mod:`arcface.runtime.choice`), in ``"f32"``, ``"bf16"`` (OpenVINO, CPUs with
-            bf16 units), ``"int8"`` (ONNX Runtime, the recognizer quantized once and cached; needs ``onnx``) or
+            bf16 units; the recognizer in bf16, the detector in f32), ``"int8"`` (ONNX Runtime, the recognizer
+            quantized once and cached; needs ``onnx``) or
             ``"auto"`` (bf16/int8 only where its measured accuracy passes the bars). The choice and
             its reason are :attr:`engine`.
         thresholds: thresholds file(s) to look the recognizer's cosine threshold up in first (default:
