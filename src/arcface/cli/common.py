@@ -48,7 +48,8 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "f32", "bf16", "int8"),
         default="auto",
         help="auto (default): f32, or bf16/int8 where the measured accuracy passes the bars; bf16 by name: OpenVINO "
-        "on CPUs with AVX-512 BF16 or AMX (the recognizer; the detector stays f32); int8 by name: ONNX Runtime with the recognizer quantized once (needs onnx)",
+        "on CPUs with AVX-512 BF16 or AMX (the recognizer; the detector stays f32); int8 by name: ONNX Runtime "
+        "with the recognizer quantized once (needs onnx)",
     )
     g.add_argument(
         "--thresholds",
