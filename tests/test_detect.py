@@ -131,3 +131,34 @@ def test_small_full_frame_face_found_by_the_small_canvas_or_the_padded_retry(vec
 def test_recognizer_is_not_a_detector(vectron_dir):
     with pytest.raises(ModelError, match="outputs"):
         SCRFD(vectron_dir / "w600k_mbf.onnx")
+
+
+def test_faces_the_main_canvas_finds_keep_its_detection_exactly(vectron_dir, shared_data, wheel_images):
+    """Multi-resolution detection takes each face from the largest canvas that found it: on ordinary photos every
+    box, score and landmark equals the single 640 pass (insightface's); the small canvas only adds faces that
+    overlap none of those. (Merged by one NMS, the 160 canvas's coarser landmarks won for most faces.)"""
+    from arcface.detect.nms import iou_matrix
+    from arcface.imageio import load_image
+
+    model = vectron_dir / "scrfd_500m_bnkps.onnx"
+    auto, single = SCRFD(model, sizes="auto"), SCRFD(model, sizes="single", pad_retry=False)
+    photos = [wheel_images[n] for n in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
+    photos += [load_image(p) for p in sorted((shared_data / "deepface_by_identity").glob("*/*.jpg"))[:20]]
+    photos += [load_image(p) for p in sorted((shared_data / "multi_face").glob("*")) if p.is_file()]
+    compared = 0
+    for img in photos:
+        a, s = auto.detect(img), single.detect(img)
+        assert len(a) >= len(s)
+        if not len(s):
+            continue
+        iou = iou_matrix(a.boxes, s.boxes)
+        for j in range(len(s)):  # each single-pass face is in the auto result, bit for bit
+            i = int(np.argmax(iou[:, j]))
+            np.testing.assert_array_equal(a.kps[i], s.kps[j])
+            np.testing.assert_array_equal(a.boxes[i], s.boxes[j])
+            assert a.scores[i] == s.scores[j]
+            compared += 1
+        extra = [i for i in range(len(a)) if iou[i].max() <= auto.nms_threshold]
+        assert len(extra) == len(a) - len(s)  # the rest overlap no main-canvas face
+        assert list(a.scores) == sorted(a.scores, reverse=True)
+    assert compared >= 50  # 57 here: 28 in the wheel photos, the rest in ../shared/data

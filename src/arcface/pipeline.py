@@ -85,8 +85,8 @@ class FaceAnalyzer:
         decode_ahead: images :meth:`analyze_many` decodes ahead in a background thread while the models run
             (0: none); memory holds at most this many extra decoded images.
         det_sizes: multi-resolution detection of the pack's SCRFD detector: ``"auto"`` (the ``det_size`` canvas
-            plus a 160x160 one, merged by one NMS), ``"single"``, or canvas sides such as ``(160, 640, 1280)``
-            (see :mod:`arcface.detect.scrfd`).
+            plus a 160x160 one; each face from the largest canvas that finds it), ``"single"``, or canvas sides
+            such as ``(160, 640, 1280)`` (see :mod:`arcface.detect.scrfd`).
         center_crop: the opt-in last resort for a photo where no stage finds a face: its central square of side
             ``center_crop`` x the shorter image side is taken as the face (template landmarks, score 0,
             ``Face.path == "center_crop"``); ``None`` (default): such a photo has no face.

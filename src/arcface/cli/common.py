@@ -24,8 +24,9 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
         type=_det_sizes,
         default="auto",
         metavar="auto|single|SIDES",
-        help="detector canvases merged by one NMS: auto (default: --det-size plus 160, for faces that fill the "
-        "photo), single, or comma-separated sides such as 160,640,1280 (small faces in large photos)",
+        help="detector canvases, each face from the largest that finds it: auto (default: --det-size plus 160, for "
+        "faces that fill the photo), single, or comma-separated sides such as 160,640,1280 (small faces in large "
+        "photos)",
     )
     g.add_argument(
         "--center-crop",
