@@ -45,6 +45,7 @@ import numpy as np
 
 from arcface.gallery.backends.faiss_index import FaissIndex
 from arcface.gallery.backends.numpy_index import NumpyIndex
+from arcface.thresholds import package_thresholds_path, read_thresholds_file
 
 
 def rss_bytes() -> int:
@@ -71,7 +72,10 @@ def make_data(n: int, dim: int, n_queries: int, seed: int) -> tuple[np.ndarray, 
     return data, np.ascontiguousarray(q, dtype=np.float32), source
 
 
-THRESHOLD = 0.2703  # the default pack's calibrated cosine threshold (src/arcface/data/thresholds.json)
+#: The default pack's calibrated cosine threshold, as src/arcface/data/thresholds.json stores it.
+THRESHOLD = next(
+    e["threshold"] for e in read_thresholds_file(package_thresholds_path()).values() if e["model"] == "w600k_mbf.onnx"
+)
 
 
 def make_faces(n: int, n_queries: int, seed: int, stats_path: Path) -> tuple[np.ndarray, ...]:
