@@ -9,7 +9,8 @@ Sets (all made from ../shared/data's labelled photos, nothing downloaded):
 Detector configurations:
 - ``plain``: one 640 canvas, no retry (a plain SCRFD letterbox, insightface's default);
 - ``before``: one 640 canvas + the padded retry (this library before multi-resolution detection);
-- ``auto``: 640 + 160 canvases merged by one NMS, padded retry, low-threshold stage (the default now);
+- ``auto``: 640 + 160 canvases (each face from the largest canvas that finds it), padded retry, low-threshold
+  stage (the default now);
 - ``auto+centre``: ``auto`` plus the opt-in centre crop (``center_crop=0.9``).
 
 For each set and configuration: photos with a face, by stage; verification accuracy at the calibrated threshold
