@@ -74,8 +74,8 @@ def role_precision(role: str, precision: str) -> str:
 
     bf16 and int8 apply to :data:`REDUCED_ROLES` only; the detector stays in f32 because its landmarks decide the
     alignment: with the detector in bf16 too, one face of ../shared/data's labelled photos fell to cosine 0.949
-    against f32 and 19 of 81,708 decisions changed; with the recognizer alone in bf16, cosine min 0.9995 and 3
-    changed (``benchmarks/engine_agreement.py``, AMD EPYC with AVX-512 BF16).
+    against f32 and 19 of 81,708 decisions changed; with the recognizer alone in bf16, cosine min 0.9995 and 6
+    changed at the recalibrated threshold (``benchmarks/engine_agreement.py``, AMD EPYC with AVX-512 BF16).
     """
     return "f32" if precision in ("bf16", "int8") and role not in REDUCED_ROLES else precision
 
