@@ -232,9 +232,11 @@ def test_models_list_shows_the_cpu_and_the_cached_choice(vectron_dir: Path) -> N
         "precision": engine.precision,
         "reason": engine.reason,
     }
+    # each model's engine: the detector stays f32 whatever the precision (bf16 and int8 apply to the recognizer)
+    assert data["engine"]["roles"] == {"detector": f"{engine.runtime}/f32", "recognizer": engine.engine}
     rc, text, err, _ = spawn_cli(["models", "list"])
     assert rc == 0 and f"engine for the default pack (buffalo_sc): {engine.engine}" in text
-    assert "why:" in text
+    assert "why:" in text and f"detector {engine.runtime}/f32, recognizer {engine.engine}" in text
 
 
 def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache, monkeypatch) -> None:

@@ -355,6 +355,10 @@ def test_settings_page_shows_the_threshold_and_overrides_it_for_this_browser(
     assert shown("value") == f"{config['threshold']['value']:.4f} (cosine)"
     assert shown("provenance") == config["threshold"]["provenance"]
     assert shown("override") == "uses the server's"
+    roles = config["engine"]["roles"]  # each model's engine and precision (the detector stays f32)
+    info = {dd.get_attribute("data-key"): dd.text for dd in browser.find_elements(By.CSS_SELECTOR, "#server-info dd")}
+    assert info["detector"].endswith(" on " + roles["detector"]) and roles["detector"].endswith("/f32")
+    assert info["recognizer"].endswith(" on " + roles["recognizer"])
     assert browser.save_screenshot(str(_shot_dir(tmp_path) / "serve_settings.png"))
     # an out-of-range value is refused; a valid one is used by the Compare page
     browser.find_element(By.ID, "threshold").send_keys("1.5")

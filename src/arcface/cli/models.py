@@ -39,6 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         how = "cached timings" if engine["cached"] else "measured now" if engine["timings_ms"] else "nothing to measure"
         print(f"engine for the default pack ({engine['pack']}): {engine['runtime']}/{engine['precision']} ({how})")
         print(f"      why:        {engine['reason']}")
+        print(f"      models:     detector {engine['roles']['detector']}, recognizer {engine['roles']['recognizer']}")
         for name, ms in engine["timings_ms"].items():
             print(f"      {name:<17} {ms:.1f} ms per workload (detector 640x640 + recognizer on 8 crops)")
         for name, why in engine["excluded"].items():

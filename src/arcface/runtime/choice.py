@@ -79,10 +79,18 @@ class EngineChoice:
     def engine(self) -> str:
         return f"{self.runtime}/{self.precision}"
 
+    @property
+    def roles(self) -> dict[str, str]:
+        """What each model runs on: ``{"detector": "openvino/f32", "recognizer": "openvino/bf16"}``."""
+        from arcface.runtime.sessions import role_precision
+
+        return {r: f"{self.runtime}/{role_precision(r, self.precision)}" for r in ("detector", "recognizer")}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "runtime": self.runtime,
             "precision": self.precision,
+            "roles": self.roles,
             "reason": self.reason,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "excluded": dict(self.excluded),

@@ -44,8 +44,9 @@
     fill("server-info", [
       ["Version", c.version],
       ["Model pack", c.pack.name + (c.pack.licence ? " (" + c.pack.licence + ")" : "")],
-      ["Detector", c.pack.detector],
-      ["Recognizer", c.pack.recognizer + ", " + c.embedding_dim + "-d"],
+      ["Detector", c.pack.detector + (e.roles ? " on " + e.roles.detector : ""), "detector"],
+      ["Recognizer", c.pack.recognizer + ", " + c.embedding_dim + "-d" + (e.roles ? " on " + e.roles.recognizer : ""),
+        "recognizer"],
       ["Engine", [e.runtime, e.precision].filter(Boolean).join(" / ") + (e.reason ? ": " + e.reason : "")],
       ["Similarity", c.similarity],
       ["Galleries", (c.galleries.persistent ? "on disk" : "in memory") + ", " + c.galleries.backend +
