@@ -13,13 +13,12 @@ the open-set false positive identification rate at the calibrated threshold (non
 reaches it); then each index's single-query speed-up over the numpy scan, measured in the same run.
 ``--json``: one JSON object per index.
 
-``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the
-numpy scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact
-scans over 2-/1-byte codes, one scan shared by all cores), ``flat-i8-1t`` (the same int8 scan in one
-thread), ``pq``/``pq-f16``/``pq-i8`` (the two-stage search: PCA-128 + 4-bit PQ fast-scan, the best
-128 x k re-ranked by float32 / float16 / int8 codes), ``ivf``/``ivf-i8`` (IVF, float32 / int8),
-``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to build), ``usearch-i8`` (usearch HNSW over int8,
-multi-threaded build; ``pip install usearch``).
+``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the numpy
+scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact scans over
+2-/1-byte codes; float16 shared by all cores, int8's integer codes in one thread), ``pq``/``pq-f16``/``pq-i8`` (the
+two-stage search: PCA-128 + 4-bit PQ fast-scan, the best 128 x k re-ranked by float32 / float16 / int8 codes),
+``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to build), ``usearch-i8``
+(usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
 
 ``--interleaved numpy,flat-i8,pq-f16`` then builds those contenders again, keeps them all in memory and times
 single queries round by round (each round runs the same query through every contender, the order reversed
@@ -203,7 +202,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
     ap.add_argument(
         "--indexes",
-        default="flat,numpy,flat-f16,flat-i8-1t,flat-i8,pq-f16,pq-i8,ivf,ivf-i8",
+        default="flat,numpy,flat-f16,flat-i8,pq-f16,pq-i8,ivf,ivf-i8",
         help="contenders, comma-separated (see the module docstring; hnsw, hnsw-i8 and usearch-i8 build slowly)",
     )
     ap.add_argument("--hnsw-m", type=int, default=32)
@@ -261,10 +260,6 @@ def main() -> None:
             lambda: FaissIndex(args.dim, force="flat", storage="float16"),
         ),
         "flat-i8": ("faiss-flat int8 codes (exact scan)", lambda: FaissIndex(args.dim, force="flat", storage="int8")),
-        "flat-i8-1t": (
-            "faiss-flat int8 codes, 1 thread (exact scan)",
-            lambda: FaissIndex(args.dim, force="flat", storage="int8", search_threads=1),
-        ),
         "pq": ("faiss two-stage PCA128+PQ4fs, float32 re-rank", lambda: FaissIndex(args.dim, force="pq")),
         "pq-f16": (
             "faiss two-stage PCA128+PQ4fs, float16 re-rank",

@@ -235,8 +235,8 @@ def test_two_stage_search_keeps_the_exact_identifications_on_face_statistics(sha
 @needs_faiss
 @pytest.mark.parametrize("storage", ["int8", "float16"])
 def test_split_exact_scan_equals_the_single_threaded_one(storage: str) -> None:
-    """An exact scan over codes shared by two threads (ranges of positions, partial top-k merged) returns what
-    one thread returns, removed entries included."""
+    """An exact scan over float16 codes shared by two threads (ranges of positions, partial top-k merged) returns
+    what one thread returns, removed entries included; the integer int8 scan never splits (slower split here)."""
     from arcface.gallery.backends.faiss_index import SPLIT_MIN, FaissIndex
 
     rng = np.random.default_rng(2)
@@ -254,7 +254,8 @@ def test_split_exact_scan_equals_the_single_threaded_one(storage: str) -> None:
         np.testing.assert_array_equal(i1, i2)
         np.testing.assert_array_equal(s1, s2)
         assert not np.isin(i2, np.arange(0, n, 20)).any()
-    assert two._pool is not None and one._pool is None  # two threads were used, one thread never split
+    split = storage == "float16"
+    assert (two._pool is not None) == split and one._pool is None  # two threads used for float16 only
     two.close()
     assert two._pool is None
 
@@ -327,3 +328,49 @@ def test_faiss_index_cache_is_used_only_for_the_state_it_reflects(tmp_path: Path
     (db / INDEX_CACHE).write_bytes(b"garbage")
     Gallery(db, **opts)  # an unreadable cache is ignored
     assert builds[-1] == 71 and len(builds) == 3
+
+
+@needs_faiss
+def test_exact_int8_scan_integer_codes_and_an_older_cache_format(tmp_path: Path) -> None:
+    """The exact int8 scan keeps integer codes of step r/127 and rounds the query onto them: its similarities are
+    the codes' inner products (to float rounding), one thread and the split scan agree, removed entries never
+    come back, and a cache file of the earlier (decoded-range) int8 format is refused, so the gallery rebuilds it."""
+    import faiss
+
+    from arcface.gallery.backends.faiss_index import FaissIndex, int8_range
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60_000, 512)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[:5] + 0.05 * rng.standard_normal((5, 512)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    ids = np.arange(len(x), dtype=np.int64) + 1000
+    split = FaissIndex(512, force="flat", storage="int8", search_threads=2)
+    one = FaissIndex(512, force="flat", storage="int8", search_threads=1)
+    for index in (split, one):
+        index.upsert(ids, x)
+    step = int8_range(512) / 127
+    codes, qc = np.clip(np.rint(x / step), -127, 127), np.clip(np.rint(q / step), -127, 127)
+    want = (qc @ codes.T) * step * step  # what the integer codes say
+    s1, i1 = one.search(q, 5)
+    s2, i2 = split.search(q, 5)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    np.testing.assert_allclose(s1, np.take_along_axis(want, i1 - 1000, 1), atol=1e-5)
+    assert (i1[:, 0] == ids[:5]).all() and np.abs(s1[:, 0] - np.sum(q * x[:5], 1)).max() < 4e-3
+    # the stored vectors come back on the grid (a rebuild keeps them)
+    live_ids, live = one._live()
+    np.testing.assert_allclose(live, codes * step, atol=1e-6)
+    split.remove(ids[:2])
+    assert not set(split.search(q, 5)[1].ravel()) & set(ids[:2].tolist())
+    # the cache: this format loads; the earlier one (uniform codes over [-r, r]) does not
+    one.save(tmp_path / "ok.npz", "k")
+    assert FaissIndex(512, force="flat", storage="int8").load(tmp_path / "ok.npz", "k")
+    old = faiss.IndexScalarQuantizer(512, faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT)
+    r = int8_range(512)
+    old.train(np.array([[-r] * 512, [r] * 512], np.float32))
+    old.add(x)
+    one._index = old
+    one.save(tmp_path / "old.npz", "k")
+    fresh = FaissIndex(512, force="flat", storage="int8")
+    assert not fresh.load(tmp_path / "old.npz", "k") and len(fresh) == 0
