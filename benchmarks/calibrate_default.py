@@ -96,14 +96,17 @@ def main() -> None:
             "far": args.far,
             "provenance": (
                 f"FAR={args.far:g} on {len(i)} impostor / {len(g)} genuine within-set pairs of real photos "
-                f"(deepface test set, face_recognition examples, AT&T faces), {dt.date.today().isoformat()}, "
-                "benchmarks/calibrate_default.py"
+                f"(deepface test set, face_recognition examples, AT&T faces), {fa.engine.engine}, "
+                f"{dt.date.today().isoformat()}, benchmarks/calibrate_default.py"
             ),
         }
         if previous.get("threshold") == entry["threshold"] and "agreement" in previous:
             entry["agreement"] = previous["agreement"]  # measured at this threshold (engine_agreement.py)
         path.write_text(json.dumps(table, indent=2) + "\n")
         print(f"wrote {path}")
+        if "agreement" in previous and "agreement" not in entry:
+            print("the engines' agreement records were measured at the old threshold and were dropped: until")
+            print("python benchmarks/engine_agreement.py --write measures them again, auto keeps f32")
 
 
 if __name__ == "__main__":
