@@ -163,3 +163,65 @@ def test_no_photo_of_the_shared_data_is_left_without_a_face(analyzer, shared_dat
     assert missing == []
     paths_used = {f[0].path for f in found}
     assert paths_used <= {"detector", "padded", "low_threshold"} and "detector" in paths_used
+
+
+def _face_free(analyzer, shared_data) -> list[tuple[str, np.ndarray]]:
+    """The labelled photos with every detected face painted over (its mean colour over 2x the box width and 2.4x
+    its height), plus smooth random textures: images that hold no face."""
+    paths = sorted((shared_data / "deepface_by_identity").glob("*/*.jpg"))
+    paths += sorted(p for p in (shared_data / "face_recognition_by_identity").glob("*/*") if p.is_file())
+    out = []
+    for p in paths:
+        img = load_image(p)
+        for f in analyzer.analyze(img, embed=False):
+            x1, y1, x2, y2 = f.bbox
+            cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, 1.2 * (y2 - y1)
+            a, b = int(max(0, cx - w)), int(max(0, cy - h))
+            c, d = int(min(img.shape[1], cx + w)), int(min(img.shape[0], cy + h))
+            img[b:d, a:c] = img[b:d, a:c].reshape(-1, 3).mean(0).astype(np.uint8)
+        out.append((p.name, img))
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        small = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        out.append((f"texture{k}", cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)))
+    return out
+
+
+def test_without_fallbacks_face_free_images_get_only_first_pass_faces(analyzer, shared_data, tmp_path) -> None:
+    """The last-resort stages run only where the first pass found nothing, so their rare false faces land on
+    face-free images (measured here: 4 added to the first pass's 1 on these 84 images). ``fallbacks=False`` (what
+    the video runner uses: most frames hold no face) keeps the first pass's answer; a clip of such a frame gives
+    no track."""
+    import arcface.video
+
+    spurious = 0
+    candidate = None
+    for name, img in _face_free(analyzer, shared_data):
+        first = analyzer.analyze(img, embed=False, fallbacks=False)
+        full = analyzer.analyze(img, embed=False)
+        assert all(f.path == "detector" for f in first), name
+        if first:  # the first pass answered: the fallbacks did not run
+            assert [f.path for f in full] == ["detector"] * len(first), name
+            continue
+        spurious += len(full)
+        if full and candidate is None:
+            candidate = img
+    assert spurious <= 10  # measured 4: the trade-off is counted, and kept small
+    if candidate is None:
+        pytest.skip("no fallback face on these face-free images on this machine")
+    clip = tmp_path / "empty.mp4"
+    h, w = candidate.shape[:2]
+    h, w = h // 2 * 2, w // 2 * 2
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    for _ in range(12):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(candidate[:h, :w]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert list(arcface.video.track(clip, analyzer=analyzer)) == []  # no track on a face-free clip
+
+    class AlwaysFallbacks:  # the same analyzer, its fallbacks forced on: the spurious face becomes a track
+        def analyze(self, image, **kw):
+            return analyzer.analyze(image)
+
+    ok, frame = cv2.VideoCapture(str(clip)).read()
+    if ok and analyzer.analyze(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), embed=False):  # still spurious once encoded
+        assert len(list(arcface.video.track(clip, analyzer=AlwaysFallbacks()))) >= 1

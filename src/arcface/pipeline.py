@@ -201,10 +201,16 @@ class FaceAnalyzer:
         return {"detector": "ok", "recognizer": "ok", "embedding_dim": dim}
 
     def analyze(
-        self, image: ImageInput, with_crops: bool = False, embed: bool = True, color: str = "rgb"
+        self,
+        image: ImageInput,
+        with_crops: bool = False,
+        embed: bool = True,
+        color: str = "rgb",
+        fallbacks: bool = True,
     ) -> list[Face]:
-        """All faces of one image, in descending detection score (``color``: see :meth:`analyze_many`)."""
-        return self.analyze_many([image], with_crops=with_crops, embed=embed, color=color)[0]
+        """All faces of one image, in descending detection score (``color``, ``fallbacks``: see
+        :meth:`analyze_many`)."""
+        return self.analyze_many([image], with_crops=with_crops, embed=embed, color=color, fallbacks=fallbacks)[0]
 
     def analyze_many(
         self,
@@ -214,6 +220,7 @@ class FaceAnalyzer:
         progress: bool = False,
         on_error: str = "raise",
         color: str = "rgb",
+        fallbacks: bool = True,
     ) -> AnalysisBatch:
         """Faces of several images; the faces of all images are embedded together in large batches.
 
@@ -226,6 +233,12 @@ class FaceAnalyzer:
                 ``"skip"`` goes on, gives the input an empty face list and records it in ``.errors``.
             color: channel order of array inputs: ``"rgb"`` (default) or ``"bgr"`` for arrays from
                 ``cv2.imread`` / ``cv2.VideoCapture`` (a BGR array taken as RGB embeds measurably worse).
+            fallbacks: where the detector's first pass finds no face, run its last-resort stages (SCRFD: padded
+                retry, low threshold) and the opt-in centre crop. ``False`` for inputs that often hold no face
+                (video frames): those stages would run on every empty frame, and their rare false faces, found
+                only where nothing else was, land there (on 84 face-free images, ../shared/data's photos with
+                the faces painted over and textures, the first pass found 1 false face, the fallbacks 4 more;
+                ``tests/test_hard_photos.py``).
         Returns:
             An :class:`AnalysisBatch`: one list of :class:`Face` per image, in input order; faces in
             descending detection score, coordinates in pixels of that image; ``.errors`` for skipped inputs.
@@ -258,13 +271,14 @@ class FaceAnalyzer:
                     img = None
                 chunk.append(img)
             readable = [img for img in chunk if img is not None]
-            found = iter(self.detector.detect_many(readable, batch_size=det_batch) if readable else [])
+            extra = {} if fallbacks or not getattr(self.detector, "has_fallbacks", False) else {"fallbacks": False}
+            found = iter(self.detector.detect_many(readable, batch_size=det_batch, **extra) if readable else [])
             for img in chunk:
                 if img is None:
                     results.append([])
                     continue
                 det = next(found)
-                if not len(det) and self.center_crop is not None:
+                if not len(det) and self.center_crop is not None and fallbacks:
                     det = center_crop_detection(img.shape[:2], self.center_crop)
                 crops = align_faces(img, det.kps, self.crop_size) if len(det) else None
                 faces = []

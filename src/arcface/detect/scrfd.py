@@ -133,6 +133,9 @@ class SCRFD:
             this (``None``: no such stage). The result's ``path`` says ``"low_threshold"``.
     """
 
+    #: :meth:`detect_many` takes ``fallbacks`` (the pipeline passes it through; other detectors have no fallbacks).
+    has_fallbacks = True
+
     def __init__(
         self,
         model_path: str | os.PathLike,
@@ -306,13 +309,19 @@ class SCRFD:
         """Faces in one uint8 RGB ``(H, W, 3)`` image, coordinates in its pixels."""
         return self.detect_many([image_rgb])[0]
 
-    def detect_many(self, images_rgb: list[np.ndarray], batch_size: int = 8) -> list[Detections]:
+    def detect_many(
+        self, images_rgb: list[np.ndarray], batch_size: int = 8, fallbacks: bool = True
+    ) -> list[Detections]:
         """Faces in several images (see the module docstring for the stages); letterboxed canvases of one size
-        are run in batches when the model allows."""
+        are run in batches when the model allows. ``fallbacks=False`` runs the canvases only (no padded retry,
+        no low-threshold stage): for inputs that often hold no face, such as video frames, where those stages
+        would run on every empty frame and, triggered only when nothing was found, their few false faces
+        land exactly there."""
         for img in images_rgb:
             if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
                 raise InputError("detector input must be a uint8 RGB array of shape (H, W, 3)")
-        floor = self.score_threshold if self.fallback_threshold is None else self.fallback_threshold
+        low = fallbacks and self.fallback_threshold is not None
+        floor = self.fallback_threshold if low else self.score_threshold
         n = len(images_rgb)
         cands: list[list] = [[] for _ in range(n)]
         for canvas in self.sizes:
@@ -320,7 +329,7 @@ class SCRFD:
                 cands[i].append(c)
         shapes = [img.shape[:2] for img in images_rgb]
         results = [self._finish(cands[i], self.score_threshold, shapes[i], "detector") for i in range(n)]
-        missed = [i for i, d in enumerate(results) if len(d) == 0]
+        missed = [i for i, d in enumerate(results) if len(d) == 0] if fallbacks else []
         if missed and self.pad_retry:
             pads = [max(images_rgb[i].shape[:2]) // 2 for i in missed]
             padded = self._run_canvas([images_rgb[i] for i in missed], self.input_size, batch_size, pads, floor)
@@ -329,7 +338,7 @@ class SCRFD:
                 det = self._finish([c], self.score_threshold, shapes[i], "padded")
                 if len(det):
                     results[i] = det
-        if self.fallback_threshold is not None:
+        if low:
             for i in missed:
                 if len(results[i]) == 0:
                     results[i] = self._finish(cands[i], self.fallback_threshold, shapes[i], "low_threshold")

@@ -129,7 +129,7 @@ def track(
             break
         detected = frame.index % detect_every == 0
         if detected:
-            faces = analyzer.analyze(frame.image)
+            faces = analyzer.analyze(frame.image, fallbacks=False)  # most frames of a stream hold no face
             for t in tracker.update(frame.index, frame.time, faces):
                 yield _event(t)
         if on_frame is not None:
