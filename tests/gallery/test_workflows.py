@@ -139,3 +139,32 @@ def test_embed_out_follows_the_extension(vectron_dir, tmp_path):
         np.testing.assert_array_equal(results[name], results["npz"], err_msg=name)
     rc, _, err, _ = spawn_cli(["embed", *photos, "--out", str(tmp_path / "e.txt")])
     assert rc == 2 and "unknown format '.txt'" in err and not (tmp_path / "e.txt").exists()
+
+
+def test_enrolling_a_face_only_a_last_resort_stage_found_says_so(shared_data, tmp_path, capsys) -> None:
+    """A face that only a last-resort stage finds (here: an AT&T crop that fills its photo, with the small canvas
+    turned off, so the padded retry finds it) is enrolled with a note naming the photo and the stage, on
+    ``gallery enroll`` and ``enroll-folders`` (and in the latter's JSON); a face the first pass found gets none."""
+    import cv2
+
+    from arcface.cli import main
+
+    crop = cv2.imread(str(shared_data / "att_faces" / "s1" / "1.pgm"))
+    folder = tmp_path / "known" / "s1"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "crop.png"), crop)
+    frontal = shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg"
+    db = str(tmp_path / "db")
+    single = ["--det-sizes", "single", "--runtime", "onnxruntime", "--precision", "f32"]
+    assert main(["gallery", "--db", db, "enroll", *single, "s1", str(folder / "crop.png")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {folder / 'crop.png'}: the face was found by the padded stage" in err
+    assert main(["gallery", "--db", db, "enroll", *single, "obama", str(frontal)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    db2 = str(tmp_path / "db2")
+    assert main(["gallery", "--db", db2, "enroll-folders", *single, str(tmp_path / "known")]) == 0
+    assert f"note: {folder / 'crop.png'}: the face was found by the padded stage" in capsys.readouterr().err
+    db3 = str(tmp_path / "db3")
+    assert main(["gallery", "--db", db3, "enroll-folders", *single, str(tmp_path / "known"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["found_by_fallback"] == [{"photo": str(folder / "crop.png"), "stage": "padded"}]

@@ -205,7 +205,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         for k, (path, faces) in enumerate(zip(files, per_image, strict=True))
         if not faces and k not in per_image.failed
     ]
-    rows = [select_face(faces, args.select).embedding for faces in per_image if faces]
+    chosen = [(path, select_face(faces, args.select)) for path, faces in zip(files, per_image, strict=True) if faces]
+    rows = [face.embedding for _, face in chosen]
+    for path, face in chosen:
+        if face.path != "detector":
+            print(f"note: {path}: {_fallback_note(face.path)}", file=sys.stderr)
     early = report_failures(failures, args.strict, len(rows))
     if early is not None:
         if not rows and len(failures) == sum(f["error"] == "no face found" for f in failures):
@@ -287,6 +291,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         return _search_files(args, fa, gallery)
 
 
+def _fallback_note(stage: str) -> str:
+    return f"the face was found by the {stage.replace('_', ' ')} stage (a last resort): check the photo"
+
+
 def cmd_enroll_folders(args: argparse.Namespace) -> int:
     from arcface.gallery.folders import sync_folders
 
@@ -300,6 +308,8 @@ def cmd_enroll_folders(args: argparse.Namespace) -> int:
             print(f"enrolled {name!r}: {n} new photo(s)")
         for photo, reason in report.skipped:
             print(f"skipped {photo}: {reason}", file=sys.stderr)
+        for photo, stage in report.fallback:
+            print(f"note: {photo}: {_fallback_note(stage)}", file=sys.stderr)
         print(
             f"{len(report.enrolled)} identities updated, {len(report.unchanged)} unchanged, "
             f"{len(report.skipped)} photo(s) skipped; {len(gallery)} identities in {_db_options(args)[0]}"

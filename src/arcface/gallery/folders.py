@@ -44,12 +44,15 @@ class FolderSync:
         removed: identities removed (``prune``).
         skipped: ``(photo, reason)`` for photos not enrolled: ``duplicate of PATH``, ``no face``,
             ``N faces (group photo; use --largest or --select)``, ``unreadable: ...``, ``not in an identity folder``.
+        fallback: ``(photo, stage)`` for photos enrolled with a face that only a last-resort stage found
+            (``padded``, ``low_threshold``, ``center_crop``): worth a look, such a stage also finds the odd false face.
     """
 
     enrolled: dict[str, int] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    fallback: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class FolderSync:
             "removed": self.removed,
             "skipped": [{"photo": p, "reason": r} for p, r in self.skipped],
             "skipped_by_reason": dict(Counter(r.split(" (")[0].split(":")[0] for _, r in self.skipped)),
+            "found_by_fallback": [{"photo": p, "stage": st} for p, st in self.fallback],
         }
 
 
@@ -143,7 +147,10 @@ def sync_folders(
                 report.skipped.append((str(p), reason))
                 bad.append(d)
                 continue
-            rows.append(select_face(faces, select or "largest").embedding)
+            face = select_face(faces, select or "largest")
+            if face.path != "detector":
+                report.fallback.append((str(p), face.path))
+            rows.append(face.embedding)
             ok.append(d)
         meta = gallery.metadata(name) if name in gallery else {}
         skipped = sorted(set(bad) | (set() if rebuild else set(meta.get(SKIPPED, []))))
