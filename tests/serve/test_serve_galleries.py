@@ -208,3 +208,23 @@ def test_thumbnails_follow_the_identity(make_app, analyzer, shared_data, tmp_pat
         assert c.get(f"/v1/galleries/t/thumbnails/{info['id']}.jpg").status_code == 404
         if persistent:
             assert not (tmp_path / "off" / "t" / "thumbnails").exists()
+
+
+def test_enrolment_names_photos_whose_face_only_a_last_resort_stage_found(client, shared_data) -> None:
+    """A photo so blurred that only the low-threshold stage finds its face is enrolled, and the answer names it
+    (``found_by_fallback``); a sharp photo enrolled beside it is not listed."""
+    from arcface.imageio import load_image
+
+    sharp = load_image(shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg")
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 40)
+    files = []
+    for name, img in (("sharp.jpg", sharp), ("blurred.jpg", blurred)):
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]))
+        assert ok
+        files.append(("images", (name, buf.tobytes())))
+    _ok(client.post("/v1/galleries/fallbacks"), 201)
+    info = _ok(client.post("/v1/galleries/fallbacks/identities", data={"name": "obama"}, files=files), 201)
+    assert info["images"] == 2
+    assert [(f["photo"], f["stage"]) for f in info["found_by_fallback"]] == [
+        ("images[1] (blurred.jpg)", "low_threshold")
+    ]

@@ -495,3 +495,24 @@ def test_every_page_has_one_api_key_box_whose_key_the_others_send(browser, make_
     finally:
         browser.execute_script("localStorage.removeItem('arcface-api-key');")
         server.stop()
+
+
+def test_galleries_page_names_a_photo_only_a_last_resort_stage_found(browser, live_server, shared_data, tmp_path):
+    """Enrolling a photo so blurred that only the low-threshold stage finds its face: the page names it."""
+    import cv2
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    sharp = cv2.imread(str(shared_data / "face_recognition_by_identity" / "obama" / "obama.jpg"))
+    blurred = tmp_path / "blurred.jpg"
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(sharp, (0, 0), 40))
+    assert httpx.post(live_server.url + "/v1/galleries/web-check").status_code == 201
+    browser.get(live_server.url + "/galleries?gallery=web-check")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "gallery").get_attribute("data-ready"))
+    browser.execute_script("document.getElementById('gallery').value = 'web-check';")
+    browser.find_element(By.ID, "person").send_keys("obama")
+    browser.find_element(By.ID, "photos").send_keys(str(blurred))
+    browser.find_element(By.ID, "enroll").click()
+    WebDriverWait(browser, 60).until(lambda d: "Enrolled obama" in status.text or "Error" in status.text)
+    assert "Check blurred.jpg: only a last-resort stage found the face." in status.text, status.text

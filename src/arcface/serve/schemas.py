@@ -134,8 +134,16 @@ class IdentityOut(_Body):
     thumbnail: bool = Field(False, description="a face thumbnail is stored (GET .../thumbnails/{id}.jpg)")
 
 
+class FallbackFace(_Body):
+    photo: str = Field(..., description="the upload (field and file name)")
+    stage: str = Field(..., description="the last-resort stage that found its face: padded, low_threshold, center_crop")
+
+
 class EnrollOut(IdentityOut):
     gallery: str
+    found_by_fallback: list[FallbackFace] = Field(
+        default_factory=list, description="photos whose face only a last-resort stage found: worth a look"
+    )
 
 
 class IdentityList(_Body):

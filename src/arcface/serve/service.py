@@ -230,7 +230,8 @@ class FaceService:
                 jpeg = encode_image(chosen[0].crop, quality=85, name="thumbnail")
                 registry.put_thumbnail(gallery_name, info["id"], jpeg)
                 info["thumbnail"] = True
-        return {"gallery": gallery_name, **info}
+        fallback = [{"photo": up.label, "stage": f.path} for up, f in zip(uploads, chosen) if f.path != "detector"]
+        return {"gallery": gallery_name, **info, "found_by_fallback": fallback}
 
     def video(
         self, upload: Upload, gallery_name: str | None = None, detect_every: int = 5, threshold: float | None = None

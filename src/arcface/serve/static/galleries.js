@@ -92,15 +92,20 @@
   }
 
   // enrol photos of one person, in requests that stay under the service's upload limit
+  // enrol photos in requests under the upload limit; info.fallback: the photos whose face only a last-resort
+  // stage of the detector found (worth a look)
   async function enrolPhotos(gallery, name, photos) {
     let info = null;
     let chunk = [];
     let bytes = 0;
+    const fallback = [];
     const send = async () => {
       const form = new FormData();
       form.append("name", name);
       chunk.forEach((f) => form.append("images", f, f.name));
       info = await api("POST", "v1/galleries/" + enc(gallery) + "/identities", form);
+      (info.found_by_fallback || []).forEach((f) => fallback.push(f.photo.replace(/^[^(]*\((.*)\)$/, "$1")));
+      info.fallback = fallback;
       chunk = [];
       bytes = 0;
     };
@@ -111,6 +116,10 @@
     }
     if (chunk.length) await send();
     return info;
+  }
+
+  function fallbackNote(photos) {
+    return photos.length ? " Check " + photos.join(", ") + ": only a last-resort stage found the face." : "";
   }
 
   // group a folder pick by sub-folder: ROOT/person/photo.jpg -> person; photos directly in ROOT are skipped
@@ -165,7 +174,7 @@
     $("person").value = "";
     $("photos").value = "";
     await showPeople();
-    return "Enrolled " + info.name + " (" + info.images + " photos).";
+    return "Enrolled " + info.name + " (" + info.images + " photos)." + fallbackNote(info.fallback);
   }));
   $("enroll-folder").addEventListener("click", () => run(async () => {
     const gallery = $("gallery").value;
@@ -173,12 +182,14 @@
     if (!gallery || !people.size) throw new Error("Choose a gallery and a folder with one sub-folder per person.");
     const done = [];
     const failed = [];
+    const notes = [];
     let i = 0;
     for (const [name, photos] of people) {
       setStatus("status", "Enrolling " + name + " (" + (++i) + " of " + people.size + ")…");
       try {
-        await enrolPhotos(gallery, name, photos);
+        const info = await enrolPhotos(gallery, name, photos);
         done.push(name);
+        info.fallback.forEach((p) => notes.push(name + "/" + p));
       } catch (e) {
         failed.push(name + ": " + (e.message || e));
       }
@@ -187,6 +198,7 @@
     await showPeople();
     let msg = "Enrolled " + done.length + " people from the folder (" + done.join(", ") + ").";
     if (skipped.length) msg += " Skipped " + skipped.length + " photo(s) outside a person's sub-folder.";
+    msg += fallbackNote(notes);
     if (failed.length) throw new Error(msg + " Not enrolled: " + failed.join("; "));
     return msg;
   }));
