@@ -45,8 +45,14 @@ class Face:
     def __repr__(self) -> str:
         box = ", ".join(f"{float(v):.1f}" for v in self.bbox)
         emb = "None" if self.embedding is None else f"<{len(self.embedding)}-d>"
-        via = "" if self.path == "detector" else f", path={self.path!r}"
+        via = f", path={self.path!r}" if self.found_by_fallback else ""
         return f"Face(bbox=[{box}], score={float(self.score):.3f}, embedding={emb}{via})"
+
+    @property
+    def found_by_fallback(self) -> bool:
+        """Whether a last-resort stage produced the face (:attr:`path` other than ``"detector"``): worth a look,
+        such a stage runs only where the first pass found nothing and also finds the odd false face."""
+        return self.path != "detector"
 
     @property
     def area(self) -> float:

@@ -259,6 +259,7 @@ class FaceAnalyzer:
         # Recognition is batched across images either way; detection only where the detector says it pays off.
         det_batch = 8 if self.detector.prefers_batches else 1
         decoded = _decode_ahead(images, color, self.decode_ahead)
+        extra = {} if fallbacks or not getattr(self.detector, "has_fallbacks", False) else {"fallbacks": False}
         for start in range(0, len(images), det_batch):
             chunk = []
             for k, src in enumerate(images[start : start + det_batch]):
@@ -271,7 +272,6 @@ class FaceAnalyzer:
                     img = None
                 chunk.append(img)
             readable = [img for img in chunk if img is not None]
-            extra = {} if fallbacks or not getattr(self.detector, "has_fallbacks", False) else {"fallbacks": False}
             found = iter(self.detector.detect_many(readable, batch_size=det_batch, **extra) if readable else [])
             for img in chunk:
                 if img is None:

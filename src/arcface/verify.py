@@ -102,6 +102,6 @@ def verify_faces(
     else:
         value, provenance = check_threshold(threshold), "given by the caller"
     notes += [f"the face of {n} was found by the {f.path.replace('_', ' ')} stage" for f, n in zip(chosen, names)
-              if f.path != "detector"]  # fmt: skip
+              if f.found_by_fallback]  # fmt: skip
     sim = float(np.dot(fa.embedding, fb.embedding))
     return VerifyResult(sim, sim >= value, value, provenance, (len(faces_a), len(faces_b)), notes, fa, fb)

@@ -208,7 +208,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     chosen = [(path, select_face(faces, args.select)) for path, faces in zip(files, per_image, strict=True) if faces]
     rows = [face.embedding for _, face in chosen]
     for path, face in chosen:
-        if face.path != "detector":
+        if face.found_by_fallback:
             print(f"note: {path}: {_fallback_note(face.path)}", file=sys.stderr)
     early = report_failures(failures, args.strict, len(rows))
     if early is not None:

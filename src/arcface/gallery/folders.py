@@ -148,7 +148,7 @@ def sync_folders(
                 bad.append(d)
                 continue
             face = select_face(faces, select or "largest")
-            if face.path != "detector":
+            if face.found_by_fallback:
                 report.fallback.append((str(p), face.path))
             rows.append(face.embedding)
             ok.append(d)

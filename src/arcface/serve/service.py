@@ -230,7 +230,7 @@ class FaceService:
                 jpeg = encode_image(chosen[0].crop, quality=85, name="thumbnail")
                 registry.put_thumbnail(gallery_name, info["id"], jpeg)
                 info["thumbnail"] = True
-        fallback = [{"photo": up.label, "stage": f.path} for up, f in zip(uploads, chosen) if f.path != "detector"]
+        fallback = [{"photo": up.label, "stage": f.path} for up, f in zip(uploads, chosen) if f.found_by_fallback]
         return {"gallery": gallery_name, **info, "found_by_fallback": fallback}
 
     def video(

@@ -258,7 +258,9 @@ class FaissIndex:
         """(ids, vectors) of every live entry."""
         if self._ntotal == 0:
             return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
-        vecs = self._index.reconstruct_n(0, self._ntotal) * self._step()
+        vecs = self._index.reconstruct_n(0, self._ntotal)
+        if self._integer_codes():
+            vecs *= self._step()  # in place: a float32 gallery's copy would double its memory
         alive = self._alive[: self._ntotal]
         return self._labels[: self._ntotal][alive].copy(), np.ascontiguousarray(vecs[alive])
 
