@@ -15,7 +15,8 @@ reaches it); then each index's single-query speed-up over the numpy scan, measur
 
 ``--indexes`` picks the contenders (comma-separated): ``flat`` (FAISS IndexFlatIP.search), ``numpy`` (the numpy
 scan), ``flat-f16``/``flat-i8`` (the gallery's FAISS backend, ``storage="float16"``/``"int8"``: exact scans over
-2-/1-byte codes; float16 shared by all cores, int8's integer codes in one thread), ``pq``/``pq-f16``/``pq-i8`` (the
+2-/1-byte codes, striped over one shard per core and scanned by all cores; ``flat-i8-1t``: one shard, one
+thread), ``pq``/``pq-f16``/``pq-i8`` (the
 two-stage search: PCA-128 + 4-bit PQ fast-scan, the best 128 x k re-ranked by float32 / float16 / int8 codes),
 ``ivf``/``ivf-i8`` (IVF, float32 / int8), ``hnsw``/``hnsw-i8`` (HNSW, float32 / int8; slow to build), ``usearch-i8``
 (usearch HNSW over int8, multi-threaded build; ``pip install usearch``).
@@ -32,19 +33,26 @@ sequential latencies above are measured minutes apart, so a shared machine's noi
 
 from __future__ import annotations
 
-import argparse
-import gc
-import json
 import os
-import platform
-import time
-from pathlib import Path
 
-import numpy as np
+# numpy's OpenBLAS threads spin for about 0.1 s after each product (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by
+# default) and take a core from whichever contender runs next: measured here, the two-thread int8 scan then ran no
+# faster than one thread. A short timeout lets them sleep between queries (the numpy scan itself measured no
+# slower). Read when numpy loads, so set before the import; a value already in the environment is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from arcface.gallery.backends.faiss_index import FaissIndex
-from arcface.gallery.backends.numpy_index import NumpyIndex
-from arcface.thresholds import package_thresholds_path, read_thresholds_file
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from arcface.gallery.backends.faiss_index import FaissIndex  # noqa: E402
+from arcface.gallery.backends.numpy_index import NumpyIndex  # noqa: E402
+from arcface.thresholds import package_thresholds_path, read_thresholds_file  # noqa: E402
 
 
 def rss_bytes() -> int:
@@ -235,7 +243,8 @@ def main() -> None:
     )
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-        f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)"
+        f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads), "
+        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}"
     )
     t = time.perf_counter()
     strangers = None
@@ -260,6 +269,10 @@ def main() -> None:
             lambda: FaissIndex(args.dim, force="flat", storage="float16"),
         ),
         "flat-i8": ("faiss-flat int8 codes (exact scan)", lambda: FaissIndex(args.dim, force="flat", storage="int8")),
+        "flat-i8-1t": (
+            "faiss-flat int8 codes, one thread (exact scan)",
+            lambda: FaissIndex(args.dim, force="flat", storage="int8", search_threads=1),
+        ),
         "pq": ("faiss two-stage PCA128+PQ4fs, float32 re-rank", lambda: FaissIndex(args.dim, force="pq")),
         "pq-f16": (
             "faiss two-stage PCA128+PQ4fs, float16 re-rank",

@@ -235,8 +235,8 @@ def test_two_stage_search_keeps_the_exact_identifications_on_face_statistics(sha
 @needs_faiss
 @pytest.mark.parametrize("storage", ["int8", "float16"])
 def test_split_exact_scan_equals_the_single_threaded_one(storage: str) -> None:
-    """An exact scan over float16 codes shared by two threads (ranges of positions, partial top-k merged) returns
-    what one thread returns, removed entries included; the integer int8 scan never splits (slower split here)."""
+    """Codes striped over two shards scanned by two threads (partial top-k lists merged) return what one index in
+    one thread returns, removed entries included; a batch of queries scans the shards in the calling thread."""
     from arcface.gallery.backends.faiss_index import SPLIT_MIN, FaissIndex
 
     rng = np.random.default_rng(2)
@@ -254,8 +254,12 @@ def test_split_exact_scan_equals_the_single_threaded_one(storage: str) -> None:
         np.testing.assert_array_equal(i1, i2)
         np.testing.assert_array_equal(s1, s2)
         assert not np.isin(i2, np.arange(0, n, 20)).any()
-    split = storage == "float16"
-    assert (two._pool is not None) == split and one._pool is None  # two threads used for float16 only
+    assert two._pool is not None and one._pool is None  # two threads used
+    assert [s.ntotal for s in two._index.shards] == [(n + 1) // 2, n // 2]  # striped: balanced
+    s1, i1 = one.search(q, 5)  # a batch: FAISS spreads the queries itself
+    s2, i2 = two.search(q, 5)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(s1, s2)
     two.close()
     assert two._pool is None
 
@@ -374,3 +378,48 @@ def test_exact_int8_scan_integer_codes_and_an_older_cache_format(tmp_path: Path)
     one.save(tmp_path / "old.npz", "k")
     fresh = FaissIndex(512, force="flat", storage="int8")
     assert not fresh.load(tmp_path / "old.npz", "k") and len(fresh) == 0
+
+
+@needs_faiss
+@pytest.mark.parametrize("storage", ["int8", "float16"])
+def test_striped_codes_survive_appends_removals_and_a_cache_round_trip(storage: str, tmp_path: Path) -> None:
+    """Appends of odd sizes keep position p in shard p % S (so ids map back without a table), removals are
+    honoured per shard, the cache reloads into another thread count, and a cache whose shard sizes are not
+    those of striped positions (a damaged or hand-made file) is refused, so the gallery rebuilds it."""
+    import faiss
+
+    from arcface.gallery.backends.faiss_index import FaissIndex
+
+    rng = np.random.default_rng(7)
+    x = unit(rng.standard_normal((1_000, D)))
+    three = FaissIndex(D, force="flat", storage=storage, search_threads=3)
+    start = 0
+    for size in (1, 2, 7, 290, 700):  # appends that start on every shard
+        three.upsert(np.arange(start, start + size), x[start : start + size])
+        start += size
+    assert [s.ntotal for s in three._index.shards] == [334, 333, 333]
+    _, live = three._live()
+    assert np.abs(live - x).max() < 4e-3  # every vector came back at its own position
+    three.remove(np.arange(0, 1_000, 4))  # dead entries in every shard (positions 0, 4, 8, ... mod 3)
+    s3, i3 = three.search(x[:40], 4)
+    assert not set(range(0, 1_000, 4)) & set(i3.ravel().tolist())
+    kept = np.arange(40) % 4 != 0
+    assert (i3[kept, 0] == np.arange(40)[kept]).all()  # each live vector finds itself first
+    three.save(tmp_path / "striped.npz", "k")
+    one = FaissIndex(D, force="flat", storage=storage, search_threads=1)
+    assert one.load(tmp_path / "striped.npz", "k") and len(one._index.shards) == 3 and len(one) == len(three)
+    s1, i1 = one.search(x[:40], 4)
+    np.testing.assert_array_equal(i1, i3)
+    np.testing.assert_array_equal(s1, s3)
+    # a file whose shards hold 500 + 250 + 250 vectors cannot be striped positions: refused, index unchanged
+    with np.load(tmp_path / "striped.npz") as z:
+        parts = {f: z[f] for f in z.files}
+    shards = [faiss.deserialize_index(parts[f"shard{i}"]) for i in range(3)]
+    qtype = faiss.downcast_index(shards[0]).sq.qtype
+    bad = [faiss.IndexScalarQuantizer(D, qtype, faiss.METRIC_INNER_PRODUCT) for _ in range(3)]
+    for index, part in zip(bad, (x[:500], x[500:750], x[750:])):
+        index.add(part if storage == "float16" else np.rint(part * 50))
+    parts.update({f"shard{i}": faiss.serialize_index(b) for i, b in enumerate(bad)})
+    np.savez(tmp_path / "bad.npz", **parts)
+    fresh = FaissIndex(D, force="flat", storage=storage)
+    assert not fresh.load(tmp_path / "bad.npz", "k") and len(fresh) == 0

@@ -16,8 +16,9 @@ standard deviations of a unit vector's component: 0.30 for 512-d), the same for 
 and no drift; a cosine moves by at most about 0.002 (``benchmarks/bench_gallery.py`` measures the decisions
 changed). The exact int8 scan stores the codes as integers of step ``r / 127`` (FAISS's ``QT_8bit_direct_signed``)
 and rounds the query to the same step: FAISS then multiplies integers instead of decoding every code to float,
-in one thread 3.0x the numpy scan's speed at 1M here, against 2.3x for decoded codes on both cores
-(``benchmarks/bench_gallery.py --interleaved``); similarities are scaled back to cosines.
+similarities are scaled back to cosines. Flat float16 and int8 codes are striped over one sub-index per search
+thread (:class:`~arcface.gallery.backends.faiss_striped.StripedIndex`), so one query's exact scan runs on every
+core (``benchmarks/bench_gallery.py --interleaved`` measures it against the numpy scan).
 
 Vectors live in FAISS at consecutive internal positions; a position -> id table maps them back to
 gallery ids. Removing or replacing a vector marks its position dead in a bitmap that searches pass to
@@ -38,6 +39,7 @@ import numpy as np
 
 from arcface.errors import InputError, require
 from arcface.gallery.backends.base import check_ids, check_vectors, empty_result, top_k
+from arcface.gallery.backends.faiss_striped import StripedIndex
 
 AnnKind = Literal["pq", "hnsw", "ivf"]
 ANN_KINDS = ("pq", "hnsw", "ivf")
@@ -47,7 +49,8 @@ STORAGES = ("float32", "float16", "int8")
 
 #: Gallery size from which the default index is the two-stage search instead of an exact scan.
 DEFAULT_ANN_THRESHOLD = 250_000
-#: Fewest vectors per thread for a split exact scan (below it one thread is faster).
+#: Fewest vectors per thread for a threaded exact scan of striped codes (below it the shards are scanned one
+#: after the other in the calling thread).
 SPLIT_MIN = 25_000
 #: Two-stage search: PCA output dimensions (coded by 4-bit PQ sub-quantizers of 2 dims each), candidates re-ranked
 #: per result, and the training sample (PCA + PQ codebooks).
@@ -86,12 +89,10 @@ class FaissIndex:
             ``"faiss"`` calls ``IndexFlatIP.search``. Results are the same. Only for float32 storage.
         storage: ``"float32"`` (default), ``"float16"`` or ``"int8"`` codes for every index type (flat:
             ``IndexScalarQuantizer``; HNSW: ``IndexHNSWSQ``; IVF: ``IndexIVFScalarQuantizer``).
-        search_threads: threads that share one exact scan over float16 codes (flat index, at least
-            :data:`SPLIT_MIN` vectors per thread, fewer queries than threads; FAISS already spreads larger
-            batches over queries). ``None``: the usable cores. Each thread scans a range of the codes; the
-            partial top-k lists are merged, so results equal the single-threaded scan's. The integer int8 scan
-            runs in one thread: split by ranges it measured slower (1M: 20.1 against 17.5 ms; 200k: 4.5 against
-            3.6 ms, ``benchmarks/bench_gallery.py --interleaved``).
+        search_threads: flat float16 / int8 codes are striped over this many sub-indexes, scanned by as many
+            threads when a search has fewer queries than threads and at least :data:`SPLIT_MIN` vectors per
+            thread (FAISS already spreads larger batches over queries); the partial top-k lists are merged, so
+            results equal one scan's. ``None``: the usable cores.
     """
 
     kind = "faiss"
@@ -175,7 +176,12 @@ class FaissIndex:
         self._index.add(x)
 
     def _same_kind(self, a, b) -> bool:
-        """Whether two flat indexes store vectors the same way (class and, for scalar quantizers, code type)."""
+        """Whether two flat indexes store vectors the same way (striping, class and, for scalar quantizers,
+        code type)."""
+        if isinstance(a, StripedIndex) or isinstance(b, StripedIndex):
+            if not (isinstance(a, StripedIndex) and isinstance(b, StripedIndex)):
+                return False
+            a, b = a.shards[0], b.shards[0]
         a, b = self._faiss.downcast_index(a), self._faiss.downcast_index(b)
         return type(a) is type(b) and getattr(getattr(a, "sq", None), "qtype", None) == getattr(
             getattr(b, "sq", None), "qtype", None
@@ -187,11 +193,9 @@ class FaissIndex:
         if mode == "flat":
             if self.storage == "float32":
                 return faiss.IndexFlatIP(self.dim)
-            if self.storage == "int8":  # integer codes (see the module docstring): no range to train
-                return faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit_direct_signed, ip)
-            index = faiss.IndexScalarQuantizer(self.dim, self._quantizer_type(), ip)
-            self._fixed_range(index)
-            return index
+            # int8: integer codes (see the module docstring), no range to train; float16 needs none either
+            qtype = faiss.ScalarQuantizer.QT_8bit_direct_signed if self.storage == "int8" else self._quantizer_type()
+            return StripedIndex([faiss.IndexScalarQuantizer(self.dim, qtype, ip) for _ in range(self.search_threads)])
         if mode == "pq":
             return self._new_pq_index(train)
         if mode == "hnsw":
@@ -286,13 +290,18 @@ class FaissIndex:
         from arcface.gallery.fileio import atomic_write_bytes
 
         buf = io.BytesIO()
+        index, shards = self._index, {}
+        if isinstance(index, StripedIndex):  # one serialized sub-index per shard, in shard order
+            shards = {f"shard{i}": self._faiss.serialize_index(s) for i, s in enumerate(index.shards)}
+            index = None
         np.savez(
             buf,
             key=np.frombuffer(key.encode("utf-8"), np.uint8),
             mode=np.frombuffer(self._mode.encode("ascii"), np.uint8),
-            index=self._faiss.serialize_index(self._index) if self._index is not None else np.zeros(0, np.uint8),
+            index=self._faiss.serialize_index(index) if index is not None else np.zeros(0, np.uint8),
             labels=self._labels[: self._ntotal],
             alive=self._alive[: self._ntotal],
+            **shards,
         )
         atomic_write_bytes(path, buf.getvalue())
 
@@ -304,7 +313,12 @@ class FaissIndex:
                     return False
                 mode = bytes(z["mode"]).decode("ascii")
                 raw, labels, alive = z["index"], z["labels"], z["alive"]
+                shards = [z[f"shard{i}"] for i in range(sum(f.startswith("shard") for f in z.files))]
             index = self._faiss.deserialize_index(raw) if raw.size else None
+            if shards:
+                index = StripedIndex([self._faiss.deserialize_index(s) for s in shards])
+                if not index.striped() or not all(self._same_kind(s, index.shards[0]) for s in index.shards):
+                    return False
         except (OSError, ValueError, KeyError, RuntimeError):
             return False
         if index is None or index.d != self.dim or index.ntotal != labels.size:
@@ -361,6 +375,18 @@ class FaissIndex:
             self.rebuild()
 
     # ------------------------------------------------------------------ search
+    def _striped_params(self) -> list | None:
+        """Per-shard search parameters of a striped index: each shard's dead-entry bitmap, or ``None``."""
+        if not self._dead:
+            return None
+        faiss = self._faiss
+        if self._selector is None:
+            bitmaps = self._index.alive_bitmaps(self._alive[: self._ntotal])
+            shards = self._index.shards
+            sels = [faiss.IDSelectorBitmap(int(s.ntotal), faiss.swig_ptr(b)) for s, b in zip(shards, bitmaps)]
+            self._selector = (bitmaps, sels, [faiss.SearchParameters(sel=sel) for sel in sels])
+        return self._selector[2]
+
     def _params(self, k: int):
         faiss = self._faiss
         kw = {}
@@ -391,14 +417,15 @@ class FaissIndex:
             vals, cols = top_k(sims, kk)
             sims_out[:, :kk], ids_out[:, :kk] = vals, self._labels[cols]
             return sims_out, ids_out
-        parts = min(self.search_threads, self._ntotal // SPLIT_MIN)
         step = self._step()
         if step != 1.0:  # integer codes: the query on the same grid (rounded here: FAISS would truncate)
             q = np.clip(np.rint(q / step), -127, 127).astype(np.float32)
         if self._mode == "pq":
             sims, pos = self._pq_search(q, kk)
-        elif self._mode == "flat" and parts > 1 and q.shape[0] < self.search_threads and step == 1.0:
-            sims, pos = self._split_search(q, kk, parts)
+        elif isinstance(self._index, StripedIndex):
+            shards = len(self._index.shards)
+            threaded = shards > 1 and q.shape[0] < self.search_threads and self._ntotal >= SPLIT_MIN * shards
+            sims, pos = self._index.search(q, kk, self._striped_params(), self._scan_pool() if threaded else None)
         else:
             sims, pos = self._index.search(q, kk, params=self._params(kk))
         if step != 1.0:
@@ -425,28 +452,10 @@ class FaissIndex:
         dead = ~np.take_along_axis(alive, order, 1)
         return np.where(dead, -np.inf, sims), np.where(dead, -1, pos)
 
-    def _split_search(self, q: np.ndarray, k: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
-        """One exact scan shared by ``parts`` threads, each over a range of positions (FAISS releases the GIL),
-        then the partial top-k lists merged."""
-        faiss = self._faiss
-        bounds = np.linspace(0, self._ntotal, parts + 1).astype(np.int64)
-        alive = self._params(k)  # the dead-entry bitmap, if any
-        keep = []  # selectors must outlive the searches
-        params = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            sel = faiss.IDSelectorRange(int(a), int(b))
-            if alive is not None:
-                sel = faiss.IDSelectorAnd(sel, alive.sel)
-            keep.append(sel)
-            params.append(faiss.SearchParameters(sel=sel))
+    def _scan_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.search_threads, thread_name_prefix="arcface-scan")
-        results = list(self._pool.map(lambda p: self._index.search(q, k, params=p), params))
-        sims = np.concatenate([r[0] for r in results], axis=1)
-        pos = np.concatenate([r[1] for r in results], axis=1)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        del keep
-        return np.take_along_axis(sims, order, 1), np.take_along_axis(pos, order, 1)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
