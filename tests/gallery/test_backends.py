@@ -382,13 +382,19 @@ def test_exact_int8_scan_integer_codes_and_an_older_cache_format(tmp_path: Path)
 
 @needs_faiss
 @pytest.mark.parametrize("storage", ["int8", "float16"])
-def test_striped_codes_survive_appends_removals_and_a_cache_round_trip(storage: str, tmp_path: Path) -> None:
-    """Appends of odd sizes keep position p in shard p % S (so ids map back without a table), removals are
-    honoured per shard, the cache reloads into another thread count, and a cache whose shard sizes are not
-    those of striped positions (a damaged or hand-made file) is refused, so the gallery rebuilds it."""
+def test_striped_codes_survive_appends_removals_and_a_cache_round_trip(
+    storage: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Appends of odd sizes (int8: rounded in chunks of 97, so chunks start on every shard) keep position p in shard
+    p % S (so ids map back without a table), removals are honoured per shard, the cache reloads into another
+    thread count, and a cache whose shard sizes are not those of striped positions (a damaged or hand-made file)
+    is refused, so the gallery rebuilds it."""
     import faiss
 
+    from arcface.gallery.backends import faiss_index
     from arcface.gallery.backends.faiss_index import FaissIndex
+
+    monkeypatch.setattr(faiss_index, "ADD_CHUNK", 97)
 
     rng = np.random.default_rng(7)
     x = unit(rng.standard_normal((1_000, D)))

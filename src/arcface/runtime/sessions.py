@@ -231,7 +231,7 @@ class OpenVinoSession:
         request = requests.get(size)
         if request is None:
             request = requests[size] = self._compiled_for(size).create_infer_request()
-        request.infer(feed)
+        request.infer(feed, share_inputs=True)  # no copy of the inputs (0.3 ms per 640 canvas); the call is synchronous
         # outputs by position: compiling adds tensor names, so the ports' first names may differ from the file's
         by_name = {o.name: request.get_output_tensor(i).data for i, o in enumerate(self._outputs)}
         names = output_names or [o.name for o in self._outputs]

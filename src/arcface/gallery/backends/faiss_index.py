@@ -52,6 +52,8 @@ DEFAULT_ANN_THRESHOLD = 250_000
 #: Fewest vectors per thread for a threaded exact scan of striped codes (below it the shards are scanned one
 #: after the other in the calling thread).
 SPLIT_MIN = 25_000
+#: Vectors rounded to integer codes per call (the rounded float32 copy of a whole 1M gallery would take 2 GB).
+ADD_CHUNK = 65_536
 #: Two-stage search: PCA output dimensions (coded by 4-bit PQ sub-quantizers of 2 dims each), candidates re-ranked
 #: per result, and the training sample (PCA + PQ codebooks).
 PQ_DIMS, REFINE_FACTOR, PQ_TRAIN = 128, 128, 100_000
@@ -171,9 +173,12 @@ class FaissIndex:
         return int8_range(self.dim) / 127.0 if self._integer_codes() else 1.0
 
     def _add(self, x: np.ndarray) -> None:
-        if self._integer_codes():  # round to the code grid here: FAISS would truncate
-            x = np.clip(np.rint(x / self._step()), -127, 127).astype(np.float32)
-        self._index.add(x)
+        if not self._integer_codes():
+            self._index.add(x)
+            return
+        step = self._step()
+        for i in range(0, len(x), ADD_CHUNK):  # round to the code grid here (FAISS would truncate), chunk by chunk
+            self._index.add(np.clip(np.rint(x[i : i + ADD_CHUNK] / step), -127, 127).astype(np.float32))
 
     def _same_kind(self, a, b) -> bool:
         """Whether two flat indexes store vectors the same way (striping, class and, for scalar quantizers,
