@@ -134,3 +134,26 @@ def test_bf16_runs_the_recognizer_in_bf16_and_the_detector_in_f32(wheel_images) 
     for a, b in zip(mine, ref, strict=True):
         np.testing.assert_array_equal(a.kps, b.kps)  # the same f32 detector: the same alignment
         assert 0.995 < float(a.embedding @ b.embedding) < 1.0  # bf16 arithmetic in the recognizer only
+
+
+OWN_PROCESS_CHILD = """
+import os, sys
+import arcface.cli
+assert "numpy" not in sys.modules, "arcface.cli loaded numpy: OpenBLAS would read its settings too early"
+arcface.cli.own_process()
+print("numpy" in sys.modules, os.environ.get("OPENBLAS_THREAD_TIMEOUT"), os.environ.get("ARCFACE_ORT_POOL"))
+"""
+
+
+def test_the_console_script_sets_blas_and_pool_settings_before_numpy_loads() -> None:
+    """The ``arcface`` command's process shortens OpenBLAS's spin after each product (read once, when numpy
+    loads) and shares one ONNX Runtime pool; numpy is not loaded before that, and a user's own values win."""
+    from arcface.cli import BLAS_THREAD_TIMEOUT
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "ARCFACE_ORT_POOL")}
+    for extra, want in (({}, [BLAS_THREAD_TIMEOUT, "shared"]), ({"OPENBLAS_THREAD_TIMEOUT": "9"}, ["9", "shared"])):
+        res = subprocess.run(
+            [sys.executable, "-c", OWN_PROCESS_CHILD], env={**base, **extra}, capture_output=True, text=True, timeout=60
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["True", *want]  # numpy loaded by own_process itself, after the setting

@@ -82,12 +82,28 @@ def _os_error(exc: OSError) -> str:
     return f"arcface: error: {where}{exc.strerror or exc}{hint}"
 
 
-def run() -> int:
-    """The ``arcface`` console script: this process is arcface's own, so all its ONNX Runtime sessions share one
-    thread pool (see :func:`arcface.runtime.thread_pool_mode`), then :func:`main`."""
-    from arcface.runtime import use_shared_pool
+#: Cycles numpy's OpenBLAS threads spin after a product before they sleep, in a process arcface owns, as a power
+#: of two (OpenBLAS's default is 28: about 0.1 s). Spinning, they take the cores from the models that run next: a
+#: photo analysed right after a float32 gallery search took 38.5 against 25 ms (benchmarks/bench_blas_spin.py).
+BLAS_THREAD_TIMEOUT = "4"
+
+
+def own_process() -> None:
+    """Settings of a process that is arcface's own (the console script, and so the service it starts): numpy's
+    BLAS threads sleep soon after each product (:data:`BLAS_THREAD_TIMEOUT`; OpenBLAS reads it once, when numpy
+    loads, so this runs before anything imports numpy), and all ONNX Runtime sessions share one thread pool
+    (see :func:`arcface.runtime.thread_pool_mode`). Values already in the environment are kept."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    from arcface.runtime import use_shared_pool  # loads numpy (through ONNX Runtime)
 
     use_shared_pool()
+
+
+def run() -> int:
+    """The ``arcface`` console script: :func:`own_process`, then :func:`main`."""
+    own_process()
     return main()
 
 
