@@ -160,7 +160,8 @@ def test_client_against_a_separate_arcface_serve_process(tmp_path, analyzer, vec
         log = open(logs[-1], "w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "arcface", "serve", "--port", str(port), "--gallery-root", str(root),
-             "--api-key-file", str(key_file), "--runtime", "onnxruntime", "--log-level", "info"],
+             "--api-key-file", str(key_file), "--runtime", "onnxruntime", "--precision", "f32",
+             "--log-level", "info"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
         c = Client(f"http://127.0.0.1:{port}", api_key=KEY, timeout=60)
@@ -187,7 +188,8 @@ def test_client_against_a_separate_arcface_serve_process(tmp_path, analyzer, vec
     proc, c = start()
     try:
         cfg = c.config()
-        assert cfg["engine"]["runtime"] == "onnxruntime" and cfg["galleries"]["persistent"] is True
+        assert cfg["engine"]["runtime"] == "onnxruntime" and cfg["engine"]["precision"] == "f32"  # the reference
+        assert cfg["galleries"]["persistent"] is True
         a, b = vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg"
         ref = analyzer.verify(a, b)
         assert c.verify(a, b).similarity == pytest.approx(ref.similarity, abs=1e-5)
