@@ -38,8 +38,11 @@ import os
 # numpy's OpenBLAS threads spin for about 0.1 s after each product (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by
 # default) and take a core from whichever contender runs next: measured here, the two-thread int8 scan then ran no
 # faster than one thread. A short timeout lets them sleep between queries (the numpy scan itself measured no
-# slower). Read when numpy loads, so set before the import; a value already in the environment is kept.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# slower). Read when numpy loads, so set before the import; a value already in the environment is kept. The value
+# is the arcface command's own (arcface.cli loads no numpy).
+from arcface.cli import BLAS_THREAD_TIMEOUT  # noqa: E402
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 import argparse  # noqa: E402
 import gc  # noqa: E402

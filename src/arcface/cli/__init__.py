@@ -84,7 +84,7 @@ def _os_error(exc: OSError) -> str:
 
 #: Cycles numpy's OpenBLAS threads spin after a product before they sleep, in a process arcface owns, as a power
 #: of two (OpenBLAS's default is 28: about 0.1 s). Spinning, they take the cores from the models that run next: a
-#: photo analysed right after a float32 gallery search took 38.5 against 25 ms (benchmarks/bench_blas_spin.py).
+#: photo analysed right after a float32 gallery search took 38.6 against 23.4 ms (benchmarks/bench_blas_spin.py).
 BLAS_THREAD_TIMEOUT = "4"
 
 

@@ -91,7 +91,7 @@ class StripedIndex:
             return np.where(loc >= 0, sims, -np.inf).astype(np.float32), pos
 
         run: Callable = pool.map if pool is not None else map
-        results = [r for r in run(one, [s for s in range(count) if self.shards[s].ntotal])]
+        results = list(run(one, [s for s in range(count) if self.shards[s].ntotal]))
         if not results:
             return np.full((q.shape[0], k), -np.inf, np.float32), np.full((q.shape[0], k), -1, np.int64)
         if len(results) == 1:
