@@ -109,6 +109,11 @@ def select_index(
     return int(np.argmax(area - 2.0 * off2))
 
 
+def stage_phrase(path: str) -> str:
+    """How notes name the stage that produced a face (:attr:`Face.path`): ``"the low threshold stage"``."""
+    return f"the {path.replace('_', ' ')} stage"
+
+
 def select_face(faces: Sequence[Face], rule: str = "largest", image_size: tuple[int, int] | None = None) -> Face:
     """Pick one face by ``rule``.
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from arcface.errors import InputError, NoFaceError
-from arcface.face import SELECT_RULES, select_face
+from arcface.face import SELECT_RULES, select_face, stage_phrase
 from arcface.thresholds import Threshold, check_threshold
 
 
@@ -101,7 +101,8 @@ def verify_faces(
             notes.append("threshold not calibrated for this recognizer")
     else:
         value, provenance = check_threshold(threshold), "given by the caller"
-    notes += [f"the face of {n} was found by the {f.path.replace('_', ' ')} stage" for f, n in zip(chosen, names)
-              if f.found_by_fallback]  # fmt: skip
+    notes += [
+        f"the face of {n} was found by {stage_phrase(f.path)}" for f, n in zip(chosen, names) if f.found_by_fallback
+    ]
     sim = float(np.dot(fa.embedding, fb.embedding))
     return VerifyResult(sim, sim >= value, value, provenance, (len(faces_a), len(faces_b)), notes, fa, fb)

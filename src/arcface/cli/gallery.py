@@ -292,7 +292,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _fallback_note(stage: str) -> str:
-    return f"the face was found by the {stage.replace('_', ' ')} stage (a last resort): check the photo"
+    from arcface.face import stage_phrase
+
+    return f"the face was found by {stage_phrase(stage)} (a last resort): check the photo"
 
 
 def cmd_enroll_folders(args: argparse.Namespace) -> int:
