@@ -300,3 +300,22 @@ def test_a_damaged_int8_cache_file_is_quantized_again(vectron_dir: Path, cache, 
         np.testing.assert_array_equal(np.stack([f.embedding for f in after]), np.stack([f.embedding for f in before]))
     cached.with_name(cached.name + ".sha256").unlink()  # a file without its digest is not trusted either
     assert int8_model(vectron_dir / "w600k_mbf.onnx") == cached and cached.with_name(cached.name + ".sha256").is_file()
+
+
+def test_a_command_on_one_or_two_photos_runs_on_onnxruntime(monkeypatch) -> None:
+    from arcface.cli import build_parser
+    from arcface.cli.common import FEW_PHOTOS, analyzer_from_args
+
+    made: list[dict] = []
+    monkeypatch.setattr("arcface.pipeline.FaceAnalyzer", lambda **kw: made.append(kw))
+
+    def runtime(extra: list[str], photos: int | None) -> str:
+        analyzer_from_args(build_parser().parse_args(["verify", "a.jpg", "b.jpg", *extra]), photos=photos)
+        return made[-1]["runtime"]
+
+    assert FEW_PHOTOS == 2
+    assert runtime([], 1) == runtime([], 2) == "onnxruntime"  # start-up outweighs OpenVINO's gain on so few
+    assert runtime([], 3) == runtime([], None) == "auto"  # more, or unknown (the service, video): measured choice
+    assert runtime(["--precision", "bf16"], 2) == "auto"  # bf16 needs OpenVINO: asked for by name, kept
+    assert runtime(["--precision", "int8"], 2) == "onnxruntime"
+    assert runtime(["--runtime", "openvino"], 2) == "openvino"  # a named engine is never replaced

@@ -42,7 +42,8 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "onnxruntime", "openvino"),
         default="auto",
         help="inference engine; auto (default): the faster installed engine on this CPU, measured once and cached "
-        "('arcface models list' shows the choice and why)",
+        "('arcface models list' shows the choice and why); a command on one or two photos runs on onnxruntime, "
+        "which starts sooner than openvino by more than openvino saves on them",
     )
     g.add_argument(
         "--precision",
@@ -61,16 +62,28 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def analyzer_from_args(args: argparse.Namespace, **kw: Any):
-    """A FaceAnalyzer configured from :func:`add_pack_options` arguments."""
+#: A command on at most this many photos runs on ONNX Runtime under ``--runtime auto`` (unless bf16 is asked for):
+#: a process starts about 0.2 s sooner with it than with OpenVINO, even with OpenVINO's compiled models cached,
+#: more than OpenVINO saves on two photos (``arcface verify`` on the wheel's photos: 0.32 against 0.52 s; OpenVINO
+#: saves 5 ms on a one-face photo and 30 ms on 22 faces here; ``benchmarks/bench_cold_start.py``, AMD EPYC with
+#: AVX-512 BF16).
+FEW_PHOTOS = 2
+
+
+def analyzer_from_args(args: argparse.Namespace, photos: int | None = None, **kw: Any):
+    """A FaceAnalyzer configured from :func:`add_pack_options` arguments; ``photos``: how many photos the command
+    will analyse, where known (see :data:`FEW_PHOTOS`)."""
     from arcface.pipeline import FaceAnalyzer
 
+    runtime = args.runtime
+    if runtime == "auto" and photos is not None and photos <= FEW_PHOTOS and args.precision != "bf16":
+        runtime = "onnxruntime"
     return FaceAnalyzer(
         pack=args.pack,
         det_size=args.det_size,
         det_threshold=args.det_threshold,
         flip=args.flip,
-        runtime=args.runtime,
+        runtime=runtime,
         precision=args.precision,
         thresholds=args.thresholds,
         det_sizes=args.det_sizes,

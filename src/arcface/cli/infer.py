@@ -72,8 +72,8 @@ def _verify_pairs(args: argparse.Namespace) -> int:
     listed = read_pairs_csv(args.pairs, args.root, labels=False)
     flags = [None] * len(listed.a) if listed.same is None else [bool(v) for v in listed.same]
     pairs = list(zip(listed.a, listed.b, flags, strict=True))
-    fa = analyzer_from_args(args)
     files = sorted({p for a, b, _ in pairs for p in (a, b)}, key=str)
+    fa = analyzer_from_args(args, photos=len(files))
     per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())
     failures = [e.to_dict() for e in per_image.errors]
     early = report_failures(failures, args.strict, len(files) - len(failures))
@@ -151,7 +151,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError("give two photos (arcface verify A.jpg B.jpg) or --pairs PAIRS.csv")
     if args.out is not None:
         raise InputError("--out goes with --pairs")
-    fa = analyzer_from_args(args)
+    fa = analyzer_from_args(args, photos=2)
     try:
         res = fa.verify(args.image_a, args.image_b, threshold=args.threshold, select=args.select)
     except NoFaceError as exc:
@@ -183,7 +183,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     files = iter_image_files(args.paths)
     if not files:
         raise InputError(f"no image files under {' '.join(args.paths)}")
-    fa = analyzer_from_args(args)
+    fa = analyzer_from_args(args, photos=len(files))
     faces_per_image = fa.analyze_many(files, progress=sys.stderr.isatty() or len(files) > 20, on_error="skip")
     errors = [e.to_dict() for e in faces_per_image.errors]
     early = report_failures(errors, args.strict, len(files) - len(errors))
@@ -231,7 +231,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     if args.draw is not None and args.draw.suffix.lower() not in IMAGE_EXTENSIONS:
         raise InputError(f"--draw {args.draw}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    fa = analyzer_from_args(args)
+    fa = analyzer_from_args(args, photos=1)
     image = load_image(args.image)
     faces = fa.analyze(image, embed=False)
     if args.draw:

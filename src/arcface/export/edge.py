@@ -113,7 +113,7 @@ def export_openvino(
     ov.save_model(model, str(xml), compress_to_fp16=False)
     from arcface.runtime import OpenVinoSession, default_threads, private_session
 
-    converted = OpenVinoSession(xml, default_threads(), "f32")
+    converted = OpenVinoSession(xml, default_threads(), "f32", disk_cache=False)  # a one-off check: nothing to keep
     sess = private_session(res.path)
     parity: dict[int, float] = {}
     for b in PARITY_BATCHES:

@@ -146,6 +146,11 @@ class _Arg:
         self.name, self.shape = name, shape
 
 
+def _dims(port: Any) -> list:
+    """An OpenVINO port's shape as ONNX Runtime writes it: lengths, ``"?"`` for a free dimension."""
+    return [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+
+
 class OpenVinoSession:
     """An ONNX model compiled by OpenVINO for the CPU, with ONNX Runtime's ``run``/``get_*`` interface.
 
@@ -155,10 +160,13 @@ class OpenVinoSession:
     A model whose input has free spatial dimensions (the detector: one canvas size per call) is compiled once per
     input size seen (the first :data:`OV_SIZED_MAX` sizes; the batch dimension stays free), since OpenVINO's CPU
     plugin runs a shape-specialised graph faster than a dynamic one (SCRFD-500M at 640 plus 160: 7.8 against
-    9.5 ms here); further sizes share one dynamic compilation.
+    9.5 ms here); further sizes share one dynamic compilation, made when first needed. A model with fixed input
+    dimensions is compiled here, so its compile errors surface at construction; a sized model's at the first run
+    of each size. Compiled models are kept on disk (:mod:`arcface.runtime.ov_cache`, checked before use), so the
+    next process imports them instead of compiling (``disk_cache=False``: never).
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int, precision: str = "f32") -> None:
+    def __init__(self, path: str | os.PathLike, threads: int, precision: str = "f32", disk_cache: bool = True) -> None:
         from arcface.errors import require
 
         ov = require("openvino", "openvino")
@@ -173,24 +181,32 @@ class OpenVinoSession:
             "INFERENCE_NUM_THREADS": int(threads),
             "PERFORMANCE_HINT": "LATENCY",
         }
-        try:
-            self._model = core.read_model(self._path)
-        except Exception as exc:  # OpenVINO raises its own exception types
-            raise ModelError(f"{path}: OpenVINO cannot read the model ({first_line(exc)})") from exc
         self.precision = precision
+        self._disk_cache = disk_cache
+        #: how each compiled model was obtained, by input size: ``"compiled"`` or ``"disk cache"``
+        self.origins: dict[tuple | None, str] = {}
+        self._model: Any = None  # read when a model must be compiled (not when every one comes from the cache)
+        from arcface.runtime import ov_cache
 
-        def shape(port: Any) -> list:
-            return [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
-
-        self._inputs = [_Arg(p.get_any_name(), shape(p)) for p in self._model.inputs]
-        self._outputs = [_Arg(p.get_any_name(), shape(p)) for p in self._model.outputs]
+        ports = ov_cache.load_ports(self._path) if disk_cache else None
+        if ports is None:
+            model = self._read()
+            ports = (
+                [(p.get_any_name(), _dims(p)) for p in model.inputs],
+                [(p.get_any_name(), _dims(p)) for p in model.outputs],
+            )
+            if disk_cache:
+                ov_cache.store_ports(self._path, ports)
+        self._inputs = [_Arg(n, shape) for n, shape in ports[0]]
+        self._outputs = [_Arg(n, shape) for n, shape in ports[1]]
         first = self._inputs[0].shape
         #: compile one model per input size: a single input whose dimensions after the batch are not all fixed
         self._sized = len(self._inputs) == 1 and any(not isinstance(d, int) for d in first[1:])
         self._compiled: dict[tuple | None, Any] = {}  # input size (None: the dynamic model) -> compiled model
         self._compile_lock = threading.Lock()
         self._local = threading.local()
-        self._compiled_for(None)  # compile errors surface here, not at the first call
+        if not self._sized:
+            self._compiled_for(None)  # compile errors surface here, not at the first call
 
     def _compiled_for(self, size: tuple | None) -> Any:
         """The compiled model for inputs of ``size`` (dimensions after the batch; ``None``: the dynamic one)."""
@@ -199,15 +215,42 @@ class OpenVinoSession:
             return compiled
         with self._compile_lock:
             if size not in self._compiled:
-                model = self._model
-                if size is not None:
-                    model = self._model.clone()
-                    model.reshape([-1, *size])  # the batch stays free
-                try:
-                    self._compiled[size] = self._core.compile_model(model, "CPU", self._config)
-                except Exception as exc:  # OpenVINO raises its own exception types
-                    raise ModelError(f"{self._path}: OpenVINO cannot compile the model ({first_line(exc)})") from exc
+                self._compiled[size] = self._compile(size)
             return self._compiled[size]
+
+    def _read(self) -> Any:
+        """The model as OpenVINO reads it from the file (once)."""
+        if self._model is None:
+            try:
+                self._model = self._core.read_model(self._path)
+            except Exception as exc:  # OpenVINO raises its own exception types
+                raise ModelError(f"{self._path}: OpenVINO cannot read the model ({first_line(exc)})") from exc
+        return self._model
+
+    def _compile(self, size: tuple | None) -> Any:
+        """Import the model for ``size`` from the disk cache, or compile it (and store it there)."""
+        from arcface.runtime import ov_cache
+
+        try:
+            key = ov_cache.entry_key(self._path, size, self._config) if self._disk_cache else None
+        except OSError:  # the file went away since it was read: compile what was read, cache nothing
+            key = None
+        compiled = ov_cache.load(self._core, key, self._config) if key else None
+        if compiled is not None:
+            self.origins[size] = "disk cache"
+            return compiled
+        model = self._read()
+        if size is not None:
+            model = model.clone()
+            model.reshape([-1, *size])  # the batch stays free
+        try:
+            compiled = self._core.compile_model(model, "CPU", self._config)
+        except Exception as exc:  # OpenVINO raises its own exception types
+            raise ModelError(f"{self._path}: OpenVINO cannot compile the model ({first_line(exc)})") from exc
+        self.origins[size] = "compiled"
+        if key:
+            ov_cache.store(key, compiled)
+        return compiled
 
     def get_inputs(self) -> list[_Arg]:
         return list(self._inputs)
@@ -223,7 +266,7 @@ class OpenVinoSession:
         if self._sized:
             value = next(iter(feed.values()))
             size = tuple(int(d) for d in getattr(value, "shape", ())[1:]) or None
-            if size not in self._compiled and len(self._compiled) > OV_SIZED_MAX:
+            if size not in self._compiled and len(self._compiled) - (None in self._compiled) >= OV_SIZED_MAX:
                 size = None
         requests = getattr(self._local, "requests", None)
         if requests is None:

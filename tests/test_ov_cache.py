@@ -1,0 +1,128 @@
+"""OpenVINO's compiled models kept on disk: imported by the next process, checked against their SHA-256 first."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino")
+
+from arcface.runtime import ov_cache  # noqa: E402
+from arcface.runtime.sessions import OpenVinoSession  # noqa: E402
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("ARCFACE_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "openvino"
+
+
+def _crops(n: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1, 1, (n, 3, 112, 112)).astype(np.float32)
+
+
+def _embed(sess: OpenVinoSession) -> np.ndarray:
+    return sess.run(None, {sess.get_inputs()[0].name: _crops()})[0]
+
+
+def test_a_second_session_imports_the_compiled_models_without_reading_the_file(cache: Path, vectron_dir: Path) -> None:
+    rec_path, det_path = vectron_dir / "w600k_mbf.onnx", vectron_dir / "scrfd_500m_bnkps.onnx"
+    first = OpenVinoSession(rec_path, threads=2)
+    assert first.origins == {None: "compiled"}
+    det = OpenVinoSession(det_path, threads=2)
+    canvas = {det.get_inputs()[0].name: np.random.default_rng(1).uniform(-1, 1, (1, 3, 160, 160)).astype(np.float32)}
+    det_out = det.run(None, canvas)
+    assert det.origins == {(3, 160, 160): "compiled"}
+    assert len(list(cache.glob("*.blob"))) == 2 and len(list(cache.glob("*.ports"))) == 2
+
+    again = OpenVinoSession(rec_path, threads=2)
+    assert again.origins == {None: "disk cache"} and again._model is None  # the ONNX file was never parsed
+    assert [(a.name, a.shape) for a in again.get_inputs()] == [(a.name, a.shape) for a in first.get_inputs()]
+    assert [o.name for o in again.get_outputs()] == [o.name for o in first.get_outputs()]
+    np.testing.assert_array_equal(_embed(again), _embed(first))
+    det2 = OpenVinoSession(det_path, threads=2)
+    for a, b in zip(det2.run(None, canvas), det_out):
+        np.testing.assert_array_equal(a, b)
+    assert det2.origins == {(3, 160, 160): "disk cache"}
+    # another setting is another entry: compiled, not mixed up with the first
+    other = OpenVinoSession(rec_path, threads=1)
+    assert other.origins == {None: "compiled"} and len(list(cache.glob("*.blob"))) == 3
+
+
+def _flip_middle(p: Path) -> None:  # what OpenVINO's own CACHE_DIR imported without noticing (cosine 0.07)
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 4000] = bytes(b ^ 0xFF for b in data[mid : mid + 4000])
+    p.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "bytes flipped in the middle": _flip_middle,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:1000]),
+    "another header": lambda p: p.write_bytes(b"#!/bin/sh\n" + p.read_bytes().partition(b"\n")[2]),
+    "digest forged for other bytes": lambda p: p.write_bytes(
+        p.read_bytes().partition(b"\n")[0] + b"\n" + os.urandom(5000)
+    ),
+    "empty": lambda p: p.write_bytes(b""),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_entry_is_refused_deleted_and_compiled_again(
+    damage: str, cache: Path, vectron_dir: Path, caplog
+) -> None:
+    rec_path = vectron_dir / "w600k_mbf.onnx"
+    reference = _embed(OpenVinoSession(rec_path, threads=2, disk_cache=False))
+    OpenVinoSession(rec_path, threads=2)  # fills the cache
+    for entry in [*cache.glob("*.blob"), *cache.glob("*.ports")]:
+        entry.chmod(0o600)
+        DAMAGE[damage](entry)
+    with caplog.at_level(logging.WARNING, logger="arcface.runtime.ov_cache"):
+        sess = OpenVinoSession(rec_path, threads=2)
+    assert sess.origins == {None: "compiled"}
+    np.testing.assert_array_equal(_embed(sess), reference)  # no damaged weights ran
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "ignored and deleted" in warned and str(cache) in warned, warned
+    # the entries were written again, whole: the next session imports them
+    fresh = OpenVinoSession(rec_path, threads=2)
+    assert fresh.origins == {None: "disk cache"} and fresh._model is None
+    np.testing.assert_array_equal(_embed(fresh), reference)
+
+
+def test_an_unwritable_cache_only_costs_the_compile(tmp_path: Path, vectron_dir: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("ARCFACE_CACHE_DIR", str(blocker))
+    rec_path = vectron_dir / "w600k_mbf.onnx"
+    sess = OpenVinoSession(rec_path, threads=2)
+    assert sess.origins == {None: "compiled"}
+    np.testing.assert_array_equal(_embed(sess), _embed(OpenVinoSession(rec_path, threads=2, disk_cache=False)))
+    assert blocker.read_text().startswith("a file")
+
+
+def test_the_key_follows_the_file_contents_size_and_settings(tmp_path: Path, vectron_dir: Path) -> None:
+    src = vectron_dir / "w600k_mbf.onnx"
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(src.read_bytes())
+    cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2}
+    key = ov_cache.entry_key(src, None, cfg)
+    assert ov_cache.entry_key(copy, None, cfg) == key  # same bytes elsewhere: the same compiled model
+    assert ov_cache.entry_key(src, (3, 112, 112), cfg) != key
+    assert ov_cache.entry_key(src, None, {**cfg, "INFERENCE_PRECISION_HINT": "bf16"}) != key
+    with open(copy, "ab") as f:
+        f.write(b"\0")
+    assert ov_cache.entry_key(copy, None, cfg) != key
+
+
+def test_prune_deletes_the_least_recently_used_entries_first(tmp_path: Path) -> None:
+    for i in range(5):
+        p = tmp_path / f"{i}.blob"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / "keep.txt").write_bytes(b"y" * 5000)  # not an entry: never touched
+    ov_cache.prune(tmp_path, max_bytes=2500)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3.blob", "4.blob", "keep.txt"]
