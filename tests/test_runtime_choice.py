@@ -237,6 +237,15 @@ def test_models_list_shows_the_cpu_and_the_cached_choice(vectron_dir: Path) -> N
     rc, text, err, _ = spawn_cli(["models", "list"])
     assert rc == 0 and f"engine for the default pack (buffalo_sc): {engine.engine}" in text
     assert "why:" in text and f"detector {engine.runtime}/f32, recognizer {engine.engine}" in text
+    assert data["few_photos"] == {"max_photos": 2, "runtime": "onnxruntime"}
+    if engine.runtime == "openvino":  # the compiled models the CLI process stored, counted where they live
+        from arcface.runtime import ov_cache
+
+        listed = data["openvino_cache"]
+        assert listed["folder"] == str(ov_cache.cache_folder()) and listed["entries"] >= 2, listed
+        assert listed["bytes"] == sum(p.stat().st_size for p in ov_cache.cache_folder().iterdir() if p.is_file())
+        assert "a command on 2 photos or fewer (verify A B, detect) runs on onnxruntime" in text
+        assert f"OpenVINO compiled models: {listed['folder']} (" in text
 
 
 def test_int8_is_an_engine_of_its_own_guarded_like_bf16(vectron_dir: Path, cache, monkeypatch) -> None:

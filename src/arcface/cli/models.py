@@ -28,9 +28,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     packs = list_packs()
     cards = [c.to_dict() for c in model_cards().values()]
+    from arcface.cli.common import FEW_PHOTOS
+    from arcface.runtime import openvino_available, ov_cache
+
     engine = _default_engine()
+    compiled = ov_cache.summary() if openvino_available() else None
     if args.json:
-        print_json({"packs": packs, "models": cards, "cpu": cpu_info().describe(), "engine": engine})
+        print_json(
+            {
+                "packs": packs,
+                "models": cards,
+                "cpu": cpu_info().describe(),
+                "engine": engine,
+                "few_photos": {"max_photos": FEW_PHOTOS, "runtime": "onnxruntime"},
+                "openvino_cache": compiled,
+            }
+        )
         return 0
     print(f"this CPU: {cpu_info().describe()}")
     if "error" in engine:
@@ -44,6 +57,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"      {name:<17} {ms:.1f} ms per workload (detector 640x640 + recognizer on 8 crops)")
         for name, why in engine["excluded"].items():
             print(f"      not {name}: {why}")
+        if engine["runtime"] != "onnxruntime":
+            print(
+                f"      a command on {FEW_PHOTOS} photos or fewer (verify A B, detect) runs on onnxruntime: a process"
+                " starts sooner with it"
+            )
+    if compiled is not None:
+        print(
+            f"OpenVINO compiled models: {compiled['folder']} ({compiled['entries']} entries, "
+            f"{compiled['bytes'] / 2**20:.1f} of {compiled['max_bytes'] / 2**20:.0f} MB)"
+        )
     print("packs on this machine:")
     for p in packs:
         if "error" in p:
