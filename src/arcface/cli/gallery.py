@@ -197,7 +197,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     files = iter_image_files(args.images)
     if not files:
         raise InputError(f"no image files in {' '.join(args.images)}")
-    fa = analyzer_from_args(args)
+    fa = analyzer_from_args(args, photos=len(files))
     per_image = fa.analyze_many(files, on_error="skip")
     failures = [e.to_dict() for e in per_image.errors]
     failures += [
@@ -261,14 +261,19 @@ def _print_search(image: str, rows: list[dict[str, Any]], threshold: float, as_j
             print(f"    also: {m['candidate']} ({m['similarity']:.4f})")
 
 
-def _search_files(args: argparse.Namespace, fa: Any, gallery: Any) -> int:
-    """Search every face of every file of ``args.images``: one line (or JSON object) per image."""
+def _probe_files(args: argparse.Namespace) -> list:
+    """The image files of ``args.images`` (folders listed); :class:`InputError` when there are none."""
     from arcface.errors import InputError
     from arcface.imageio import iter_image_files
 
     files = iter_image_files(args.images)
     if not files:
         raise InputError(f"no image files in {' '.join(map(str, args.images))}")
+    return files
+
+
+def _search_files(args: argparse.Namespace, fa: Any, gallery: Any, files: list) -> int:
+    """Search every face of every file of ``files``: one line (or JSON object) per image."""
     per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())
     failures = [e.to_dict() for e in per_image.errors]
     early = report_failures(failures, getattr(args, "strict", False), len(files) - len(failures))
@@ -286,9 +291,10 @@ def _search_files(args: argparse.Namespace, fa: Any, gallery: Any) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    fa = analyzer_from_args(args)
+    files = _probe_files(args)
+    fa = analyzer_from_args(args, photos=len(files))
     with _open(args, fa) as gallery:
-        return _search_files(args, fa, gallery)
+        return _search_files(args, fa, gallery, files)
 
 
 def _fallback_note(stage: str) -> str:
@@ -334,7 +340,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             f"gallery {cache}: {len(gallery)} identities ({changed} updated, {len(report.skipped)} photo(s) skipped)",
             file=sys.stderr,
         )
-        return _search_files(args, fa, gallery)
+        return _search_files(args, fa, gallery, _probe_files(args))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -380,7 +386,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     files = iter_image_files([args.dir])
     if not files:
         raise InputError(f"no image files under {args.dir}")
-    fa = analyzer_from_args(args)
+    fa = analyzer_from_args(args, photos=len(files))
     threshold = fa.threshold.value if args.threshold is None else args.threshold
     per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20, on_error="skip")
     errors = [e.to_dict() for e in per_image.errors]
