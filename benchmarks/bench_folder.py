@@ -57,9 +57,9 @@ def main() -> None:
     for p, faces in zip(paths, results):
         img = load_image(p)
         for canvas in det.sizes:  # every canvas of a detection pass (640 and 160 with sizes="auto")
-            blobs.append(det.spec.preprocess(letterbox(img, canvas)[0][None]))
+            blobs.append(det.model_input(letterbox(img, canvas)[0][None]))
         if any(f.path == "padded" for f in faces):  # the padded retry ran a second 640 canvas
-            blobs.append(det.spec.preprocess(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
+            blobs.append(det.model_input(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
     crops = np.concatenate([np.stack([f.crop for f in faces]) for faces in results if faces])
     crop_blobs = [emb.spec.preprocess(crops[i : i + fa.batch_size]) for i in range(0, len(crops), fa.batch_size)]
     retried = sum(any(f.path == "padded" for f in faces) for faces in results)

@@ -126,3 +126,61 @@ def test_prune_deletes_the_least_recently_used_entries_first(tmp_path: Path) -> 
     (tmp_path / "keep.txt").write_bytes(b"y" * 5000)  # not an entry: never touched
     ov_cache.prune(tmp_path, max_bytes=2500)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3.blob", "4.blob", "keep.txt"]
+
+
+def test_pixels_converted_inside_the_model_equal_the_spec_preprocessing(cache: Path, vectron_dir: Path) -> None:
+    """The detector's session takes the uint8 canvas and converts it in the compiled model: same outputs as the
+    float tensor of ModelSpec.preprocess (measured bit-identical for SCRFD's 1/128), for every canvas size."""
+    from arcface.errors import ModelError
+    from arcface.runtime.sessions import get_session, pixel_input
+    from arcface.spec import SCRFD_DETECTION, ModelSpec
+
+    det_path = vectron_dir / "scrfd_500m_bnkps.onnx"
+    plain = OpenVinoSession(det_path, threads=2, disk_cache=False)
+    pixels = OpenVinoSession(det_path, threads=2, pixels=SCRFD_DETECTION)
+    assert pixels.takes_pixels and not plain.takes_pixels
+    name = plain.get_inputs()[0].name
+    rng = np.random.default_rng(2)
+    for side in (160, 320):
+        canvas = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+        want = plain.run(None, {name: SCRFD_DETECTION.preprocess(canvas)})
+        got = pixels.run(None, {name: canvas})
+        for w, g in zip(want, got):
+            np.testing.assert_allclose(g, w, atol=1e-5)
+    assert set(pixels._compiled) == {(3, 160, 160), (3, 320, 320)}  # keyed by the model's (C, H, W)
+    # a BGR model with per-channel constants: the channels are swapped before the model's own mean and std
+    bgr = ModelSpec(color_order="BGR", mean=(104.0, 117.0, 123.0), std=(58.0, 57.0, 59.0))
+    rec_path = vectron_dir / "w600k_mbf.onnx"
+    rec_plain = OpenVinoSession(rec_path, threads=2, disk_cache=False)
+    rec_pixels = OpenVinoSession(rec_path, threads=2, pixels=bgr)
+    crops = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    rname = rec_plain.get_inputs()[0].name
+    want = rec_plain.run(None, {rname: bgr.preprocess(crops)})[0]
+    got = rec_pixels.run(None, {rname: crops})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    rgb = ModelSpec(mean=(104.0, 117.0, 123.0), std=(58.0, 57.0, 59.0))  # the same constants, channels unswapped
+    assert not np.allclose(got, rec_plain.run(None, {rname: rgb.preprocess(crops)})[0], atol=1e-2)
+    # the converting models are cache entries of their own, apart from the plain ones
+    assert OpenVinoSession(rec_path, threads=2).origins == {None: "compiled"}
+    assert OpenVinoSession(rec_path, threads=2, pixels=bgr).origins == {None: "disk cache"}
+    # what cannot be converted this way is refused by the session, and get_session falls back to float input
+    raw = ModelSpec(input_dtype="uint8", mean=(0.0,) * 3, std=(1.0,) * 3)
+    assert not pixel_input(raw) and not pixel_input(ModelSpec(layout="NHWC")) and pixel_input(SCRFD_DETECTION)
+    with pytest.raises(ModelError, match="float32 NCHW"):
+        OpenVinoSession(rec_path, threads=2, pixels=raw)
+    assert not get_session(rec_path, 2, runtime="openvino", pixels=raw).takes_pixels
+    assert not hasattr(get_session(rec_path, 2, runtime="onnxruntime", pixels=SCRFD_DETECTION), "takes_pixels")
+
+
+def test_the_openvino_detector_feeds_its_canvases_as_pixels(wheel_images) -> None:
+    from arcface.detect.scrfd import SCRFD
+    from arcface.models.packs import builtin_dir
+
+    ov_det = SCRFD(builtin_dir() / "scrfd_500m_bnkps.onnx", runtime="openvino")
+    ort_det = SCRFD(builtin_dir() / "scrfd_500m_bnkps.onnx")
+    assert ov_det._pixels and not ort_det._pixels
+    canvas = np.zeros((1, 64, 64, 3), np.uint8)
+    assert ov_det.model_input(canvas) is canvas and ort_det.model_input(canvas).dtype == np.float32
+    for img in wheel_images.values():  # the same faces as ONNX Runtime, landmarks within a hundredth of a pixel
+        a, b = ov_det.detect(img), ort_det.detect(img)
+        assert len(a) == len(b) and np.abs(a.kps - b.kps).max() < 0.01

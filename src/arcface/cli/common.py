@@ -64,7 +64,7 @@ def add_pack_options(p: argparse.ArgumentParser) -> None:
 
 #: A command on at most this many photos runs on ONNX Runtime under ``--runtime auto`` (unless bf16 is asked for):
 #: a process starts about 0.2 s sooner with it than with OpenVINO, even with OpenVINO's compiled models cached,
-#: more than OpenVINO saves on two photos (``arcface verify`` on the wheel's photos: 0.32 against 0.52 s; OpenVINO
+#: more than OpenVINO saves on two photos (``arcface verify`` on the wheel's photos: 0.33 against 0.55 s; OpenVINO
 #: saves 5 ms on a one-face photo and 30 ms on 22 faces here; ``benchmarks/bench_cold_start.py``, AMD EPYC with
 #: AVX-512 BF16).
 FEW_PHOTOS = 2

@@ -174,7 +174,9 @@ class SCRFD:
         self.pad_retry = bool(pad_retry)
         self.sizes = self._canvases(sizes)
         self.model_path = str(model_path)
-        self.session = get_session(model_path, threads, runtime=runtime, precision=precision)
+        self.session = get_session(model_path, threads, runtime=runtime, precision=precision, pixels=spec)
+        #: the session takes the letterboxed uint8 canvases as they are (OpenVINO converts them in the model)
+        self._pixels = bool(getattr(self.session, "takes_pixels", False))
         self.input_name = spec.input_name or self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()
         if len(outputs) not in _LAYOUTS:
@@ -222,8 +224,13 @@ class SCRFD:
             self._centers[key] = c
         return c
 
+    def model_input(self, canvases: np.ndarray) -> np.ndarray:
+        """What the session is fed for uint8 RGB canvases ``(N, H, W, 3)``: the canvases themselves where the
+        session converts pixels in the model (OpenVINO), else :meth:`~arcface.spec.ModelSpec.preprocess`'s tensor."""
+        return canvases if self._pixels else self.spec.preprocess(canvases)
+
     def _run(self, canvases: np.ndarray) -> list[np.ndarray]:
-        blob = self.spec.preprocess(canvases)
+        blob = self.model_input(canvases)
         if self.batched or len(blob) == 1:
             outs = self.session.run(self.output_names, {self.input_name: blob})
             return [o if o.ndim == 3 else o[None] for o in outs]

@@ -1,8 +1,9 @@
 """Compiled OpenVINO models kept on disk between processes, each checked against its SHA-256 before use.
 
-Compiling a model is most of a one-off command's start-up with OpenVINO (``arcface verify`` on two photos: four
-compilations took 0.37 s of a 0.92 s run on an AMD EPYC with AVX-512 BF16); importing a compiled model takes
-about a third of that (``benchmarks/bench_cold_start.py``). OpenVINO's own ``CACHE_DIR`` is not used: it imports
+Compiling models is the largest part of a one-off command's start-up with OpenVINO (``arcface verify`` on two
+photos, profiled: four compilations took 0.37 s of a 0.92 s run on an AMD EPYC with AVX-512 BF16); importing a
+compiled model takes about a quarter of compiling it (the recognizer: 28-31 against 116 ms), and the whole command
+0.55 against 0.91 s (``benchmarks/bench_cold_start.py``). OpenVINO's own ``CACHE_DIR`` is not used: it imports
 a damaged blob without noticing (4,000 bytes flipped in the middle of the recognizer's cached blob: embeddings at
 cosine 0.07 to the right ones, no error). Here each entry starts with one line holding the SHA-256 of the
 compiled model that follows; an entry whose digest does not match, or that OpenVINO refuses, is deleted and the
