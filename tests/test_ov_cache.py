@@ -184,3 +184,28 @@ def test_the_openvino_detector_feeds_its_canvases_as_pixels(wheel_images) -> Non
     for img in wheel_images.values():  # the same faces as ONNX Runtime, landmarks within a hundredth of a pixel
         a, b = ov_det.detect(img), ort_det.detect(img)
         assert len(a) == len(b) and np.abs(a.kps - b.kps).max() < 0.01
+
+
+def test_an_entry_another_user_could_have_planted_is_not_used(cache: Path, vectron_dir: Path, caplog) -> None:
+    """A digest catches damage, not a planted file (anyone can compute one): an entry that every user may write,
+    or that another user owns, is not imported; the model is compiled, and the entry rewritten as this user's."""
+    rec_path = vectron_dir / "w600k_mbf.onnx"
+    reference = _embed(OpenVinoSession(rec_path, threads=2, disk_cache=False))
+    OpenVinoSession(rec_path, threads=2)
+    (blob,) = cache.glob("*.blob")
+    assert blob.stat().st_mode & 0o077 == 0  # written private to this user
+    planted = [("writable by every user", lambda p: p.chmod(0o666))]
+    if hasattr(os, "getuid") and os.getuid() == 0:  # root can hand the file to another user, as an attacker's
+        planted.append(("owned by user id 4242", lambda p: os.chown(p, 4242, -1)))
+    for why, plant in planted:
+        for entry in [*cache.glob("*.blob"), *cache.glob("*.ports")]:
+            plant(entry)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="arcface.runtime.ov_cache"):
+            sess = OpenVinoSession(rec_path, threads=2)
+        assert sess.origins == {None: "compiled"} and sess._model is not None  # neither blob nor ports trusted
+        assert why in caplog.text and "not used" in caplog.text
+        np.testing.assert_array_equal(_embed(sess), reference)
+        st = blob.stat()  # replaced by this process's own, private entry
+        assert st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+        assert OpenVinoSession(rec_path, threads=2).origins == {None: "disk cache"}

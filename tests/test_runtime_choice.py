@@ -309,6 +309,11 @@ def test_a_damaged_int8_cache_file_is_quantized_again(vectron_dir: Path, cache, 
         np.testing.assert_array_equal(np.stack([f.embedding for f in after]), np.stack([f.embedding for f in before]))
     cached.with_name(cached.name + ".sha256").unlink()  # a file without its digest is not trusted either
     assert int8_model(vectron_dir / "w600k_mbf.onnx") == cached and cached.with_name(cached.name + ".sha256").is_file()
+    cached.chmod(0o666)  # digest intact, but anyone could have written both: not used
+    with caplog.at_level("WARNING", logger="arcface.runtime"):
+        assert int8_model(vectron_dir / "w600k_mbf.onnx") == cached
+    assert "writable by every user" in caplog.text and "quantizing again" in caplog.text
+    assert cached.stat().st_mode & 0o002 == 0 and cached.read_bytes() == good
 
 
 def test_a_command_on_one_or_two_photos_runs_on_onnxruntime(monkeypatch) -> None:

@@ -78,6 +78,19 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest
 
 
+def untrusted(st: os.stat_result) -> str | None:
+    """Why a file in the cache folder must not be used, or ``None``: another user owns it, or every user may
+    write it (a cache folder shared through ``$ARCFACE_CACHE_DIR``, say under ``/tmp``). A digest written beside
+    or inside an entry catches damage, not a planted file, since anyone can compute one. POSIX only."""
+    if not hasattr(os, "getuid"):
+        return None
+    if st.st_uid != os.getuid():
+        return f"owned by user id {st.st_uid}, not by this user ({os.getuid()})"
+    if st.st_mode & 0o002:
+        return "writable by every user"
+    return None
+
+
 def cache_dir() -> Path:
     """The library's cache folder: ``$ARCFACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/arcface`` or ``~/.cache/arcface``
     (engine timings, quantized models; created by the writers that need it)."""

@@ -7,7 +7,8 @@ dynamic quantization: activations quantized per batch at run time, so no calibra
 asked for, and keeps the result in ``$ARCFACE_CACHE_DIR/int8/`` under the fp32 file's SHA-256, so a changed model is
 quantized again and never mixed up; the quantized file's own SHA-256 is kept beside it (``.sha256``) and checked
 at every use, so a truncated or overwritten cache file is quantized again (with a warning naming it) instead of
-run. Convolutions stay in float: quantized dynamically they lose the embedding
+run, and so is one that another user owns or every user may write (:func:`arcface.io_utils.untrusted`).
+Convolutions stay in float: quantized dynamically they lose the embedding
 (cosine 0.51 to f32 on real crops) and run slower; the fully connected layer, the largest of MobileFaceNet, keeps
 cosine 0.9996 and gains speed (``benchmarks/bench_engines.py``). ``arcface export quantize`` makes a fully
 static int8 model instead. The detector stays in f32 (:func:`arcface.runtime.sessions.role_precision`). Quantizing
@@ -52,12 +53,17 @@ def int8_model(path: str | os.PathLike) -> Path:
     out = int8_cache_dir() / f"{digest[:16]}-{src.stem}-int8.onnx"
     check = out.with_name(out.name + ".sha256")  # the quantized file's own digest, written beside it
     if out.is_file():
+        from arcface.io_utils import untrusted
+
+        why = None
         try:
-            if check.read_text().strip() == sha256_file(out):
+            why = untrusted(out.stat()) or untrusted(check.stat())
+            if not why and check.read_text().strip() == sha256_file(out):
                 return out
         except OSError:
             pass
-        log.warning("%s: cached int8 model is damaged or unverified (its digest does not match); quantizing again", out)
+        why = why or "damaged or unverified: its digest does not match"
+        log.warning("%s: cached int8 model not used (%s); quantizing again", out, why)
     # no quant_pre_process: it opens its own ONNX Runtime session, which a process on the shared thread pool
     # refuses; the weights of these operators quantize the same without it
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -7,7 +7,8 @@ compiled model takes about a quarter of compiling it (the recognizer: 28-31 agai
 a damaged blob without noticing (4,000 bytes flipped in the middle of the recognizer's cached blob: embeddings at
 cosine 0.07 to the right ones, no error). Here each entry starts with one line holding the SHA-256 of the
 compiled model that follows; an entry whose digest does not match, or that OpenVINO refuses, is deleted and the
-model compiled again.
+model compiled again. An entry that another user owns, or that every user may write, is not used at all (a digest
+catches damage, not a planted file; see :func:`arcface.io_utils.untrusted`).
 
 An entry's name digests what the compiled model depends on: the model file's SHA-256 (and its ``.bin`` for
 OpenVINO IR), the input size it was specialised for, the compile settings, OpenVINO's version and the CPU
@@ -77,9 +78,16 @@ def entry_key(model_path: str | os.PathLike, size: tuple | None, config: dict[st
 
 
 def _read_entry(path: Path) -> bytes | None:
-    """The payload of the entry at ``path`` if its digest matches; a damaged entry is deleted (with a warning)."""
+    """The payload of the entry at ``path`` if its digest matches; a damaged entry is deleted (with a warning),
+    one that another user owns or may write is left alone and not used (:func:`arcface.io_utils.untrusted`)."""
+    from arcface.io_utils import untrusted
+
     try:
         with open(path, "rb") as f:
+            why = untrusted(os.fstat(f.fileno()))
+            if why:
+                log.warning("%s: OpenVINO cache entry not used (%s)", path, why)
+                return None
             head = f.readline().rstrip(b"\n")
             payload = f.read()
     except OSError:
