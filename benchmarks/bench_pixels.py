@@ -2,7 +2,7 @@
 ``ModelSpec.preprocess`` (converted by OpenCV first), end to end on the wheel's photos.
 
 Two analyzers on ``--runtime openvino`` differ only in their detector's session: one takes the letterboxed
-canvas as pixels (the default, see ``arcface.runtime.sessions.OpenVinoSession``), the other the preprocessed
+canvas as pixels (the default, see ``arcface.runtime.ov_session.OpenVinoSession``), the other the preprocessed
 float tensor. First their landmarks are compared (the conversion is the same arithmetic), then each photo is
 analysed by both, rounds alternating; printed: milliseconds per photo, median (min-max), and float / pixels.
 

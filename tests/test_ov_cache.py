@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("openvino")
 
 from arcface.runtime import ov_cache  # noqa: E402
-from arcface.runtime.sessions import OpenVinoSession  # noqa: E402
+from arcface.runtime.ov_session import OpenVinoSession  # noqa: E402
 
 
 @pytest.fixture
@@ -132,7 +132,8 @@ def test_pixels_converted_inside_the_model_equal_the_spec_preprocessing(cache: P
     """The detector's session takes the uint8 canvas and converts it in the compiled model: same outputs as the
     float tensor of ModelSpec.preprocess (measured bit-identical for SCRFD's 1/128), for every canvas size."""
     from arcface.errors import ModelError
-    from arcface.runtime.sessions import get_session, pixel_input
+    from arcface.runtime.ov_session import pixel_input
+    from arcface.runtime.sessions import get_session
     from arcface.spec import SCRFD_DETECTION, ModelSpec
 
     det_path = vectron_dir / "scrfd_500m_bnkps.onnx"

@@ -87,7 +87,7 @@ def test_openvino_compiles_one_model_per_canvas_size_with_identical_outputs(vect
     import pytest
 
     pytest.importorskip("openvino")
-    from arcface.runtime import sessions
+    from arcface.runtime import ov_session as sessions
 
     det = sessions.OpenVinoSession(vectron_dir / "scrfd_500m_bnkps.onnx", threads=2)
     rec = sessions.OpenVinoSession(vectron_dir / "w600k_mbf.onnx", threads=2)

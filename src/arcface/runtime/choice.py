@@ -211,7 +211,8 @@ def _feed(sess: Any, role: str) -> dict[str, np.ndarray]:
 
 
 def _open(path: Path, engine: str, threads: int) -> Any:
-    from arcface.runtime.sessions import OpenVinoSession, private_session
+    from arcface.runtime.ov_session import OpenVinoSession
+    from arcface.runtime.sessions import private_session
 
     rt, pr = engine.split("/")
     if pr == "int8":
