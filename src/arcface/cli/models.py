@@ -24,13 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from arcface.cli.common import FEW_PHOTOS
     from arcface.models import list_packs, model_cards
+    from arcface.runtime import openvino_available, ov_cache
 
     packs = list_packs()
     cards = [c.to_dict() for c in model_cards().values()]
-    from arcface.cli.common import FEW_PHOTOS
-    from arcface.runtime import openvino_available, ov_cache
-
     engine = _default_engine()
     compiled = ov_cache.summary() if openvino_available() else None
     if args.json:

@@ -177,24 +177,27 @@ def store_ports(model_path: str | os.PathLike, ports: Ports) -> None:
     _write_entry(path, json.dumps([list(ports[0]), list(ports[1])]).encode())
 
 
+def _entries(folder: Path) -> list[tuple[int, int, Path]]:
+    """``(modification time ns, bytes, path)`` of each entry in ``folder`` (compiled models and port records)."""
+    out = []
+    for p in [*folder.glob("*.blob"), *folder.glob("*.ports")]:
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size, p))
+    return out
+
+
 def summary() -> dict[str, Any]:
     """``{"folder", "entries", "bytes", "max_bytes"}``: what the cache holds now (for ``arcface models list``)."""
     folder = cache_folder()
-    sizes = []
-    for p in [*folder.glob("*.blob"), *folder.glob("*.ports")]:
-        with contextlib.suppress(OSError):
-            sizes.append(p.stat().st_size)
-    return {"folder": str(folder), "entries": len(sizes), "bytes": sum(sizes), "max_bytes": MAX_BYTES}
+    entries = _entries(folder)
+    return {"folder": str(folder), "entries": len(entries), "bytes": sum(e[1] for e in entries), "max_bytes": MAX_BYTES}
 
 
 def prune(folder: Path, max_bytes: int | None = None) -> None:
     """Delete the least recently used entries of ``folder`` until they take at most ``max_bytes`` together."""
     limit = MAX_BYTES if max_bytes is None else max_bytes
-    entries = []
-    for p in [*folder.glob("*.blob"), *folder.glob("*.ports")]:
-        with contextlib.suppress(OSError):
-            st = p.stat()
-            entries.append((st.st_mtime_ns, st.st_size, p))
+    entries = _entries(folder)
     total = sum(size for _, size, _ in entries)
     for _, size, p in sorted(entries):
         if total <= limit:

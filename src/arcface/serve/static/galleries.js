@@ -91,9 +91,8 @@
     await showPeople();
   }
 
-  // enrol photos of one person, in requests that stay under the service's upload limit
-  // enrol photos in requests under the upload limit; info.fallback: the photos whose face only a last-resort
-  // stage of the detector found (worth a look)
+  // enrol photos of one person, in requests that stay under the service's upload limit; info.fallback: the
+  // photos whose face only a last-resort stage of the detector found (worth a look)
   async function enrolPhotos(gallery, name, photos) {
     let info = null;
     let chunk = [];
