@@ -210,3 +210,30 @@ def test_an_entry_another_user_could_have_planted_is_not_used(cache: Path, vectr
         st = blob.stat()  # replaced by this process's own, private entry
         assert st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
         assert OpenVinoSession(rec_path, threads=2).origins == {None: "disk cache"}
+
+
+def test_an_entry_larger_than_the_cache_is_never_read(cache: Path, vectron_dir: Path, monkeypatch, caplog) -> None:
+    """A file under an entry's name that is larger than the whole cache may hold (a sparse 1 GiB file here, as a
+    hostile or runaway writer could leave) is dropped on its size alone, without reading it into memory."""
+    rec_path = vectron_dir / "w600k_mbf.onnx"
+    OpenVinoSession(rec_path, threads=2)
+    (blob,) = cache.glob("*.blob")
+    with open(blob, "r+b") as f:
+        f.truncate(1 << 30)  # sparse: costs no disk
+    read = []
+    real_open = open
+
+    def watching_open(p, mode="r", *a, **k):
+        f = real_open(p, mode, *a, **k)
+        if Path(p) == blob:
+            read.append(f)
+            f.read = lambda *x: pytest.fail("the oversized entry was read")  # type: ignore[method-assign]
+        return f
+
+    monkeypatch.setattr("builtins.open", watching_open)
+    with caplog.at_level(logging.WARNING, logger="arcface.runtime.ov_cache"):
+        sess = OpenVinoSession(rec_path, threads=2)
+    monkeypatch.undo()
+    assert read and sess.origins == {None: "compiled"}
+    assert "more than the cache's" in caplog.text and str(blob) in caplog.text
+    assert blob.stat().st_size < ov_cache.MAX_BYTES  # dropped, then written again whole by the compile

@@ -78,15 +78,20 @@ def entry_key(model_path: str | os.PathLike, size: tuple | None, config: dict[st
 
 
 def _read_entry(path: Path) -> bytes | None:
-    """The payload of the entry at ``path`` if its digest matches; a damaged entry is deleted (with a warning),
-    one that another user owns or may write is left alone and not used (:func:`arcface.io_utils.untrusted`)."""
+    """The payload of the entry at ``path`` if its digest matches; a damaged entry, or one larger than
+    :data:`MAX_BYTES` (not read), is deleted (with a warning), one that another user owns or may write is left
+    alone and not used (:func:`arcface.io_utils.untrusted`)."""
     from arcface.io_utils import untrusted
 
     try:
         with open(path, "rb") as f:
-            why = untrusted(os.fstat(f.fileno()))
+            st = os.fstat(f.fileno())
+            why = untrusted(st)
             if why:
                 log.warning("%s: OpenVINO cache entry not used (%s)", path, why)
+                return None
+            if st.st_size > MAX_BYTES:  # never read into memory: no entry of ours is larger than the whole cache
+                _drop(path, f"{st.st_size} bytes, more than the cache's {MAX_BYTES}")
                 return None
             head = f.readline().rstrip(b"\n")
             payload = f.read()
