@@ -4,7 +4,12 @@ Sets (all made from ../shared/data's labelled photos, nothing downloaded):
 - ``tight-X``: each deepface / face_recognition photo cropped to a square of X times its face box (X = 1.2, 1.0,
   0.85, 0.7: at 0.7 the chin and forehead are cut), the way celebrity sets (CFP, CelebA crops) come;
 - ``att``: the AT&T crops (92x112 grey, the face fills the photo);
-- ``blur-S``: the deepface / face_recognition photos blurred (Gaussian sigma S px): low-quality captures.
+- ``blur-S``: the deepface / face_recognition photos blurred (Gaussian sigma S px): low-quality captures;
+- with ``--cmu DIR`` (the ``faces`` folder of CMU Face Images, see :mod:`arcface.eval.multi_pose`; its manifest
+  digest is printed and compared with the copy the README measured): ``cmu-frontal`` (straight views, all pairs),
+  ``cmu-turned`` (straight against left/right views, about 60-90 degrees: CFP's frontal-profile protocol) and
+  ``cmu-up`` (straight against looking up), on the 624 full-size photos of 20 people, and ``cmu-turned-tight``
+  (``cmu-turned`` cropped to 1.0x the face box, like CFP's tightly cropped profile photos).
 
 Detector configurations:
 - ``plain``: one 640 canvas, no retry (a plain SCRFD letterbox, insightface's default);
@@ -14,8 +19,9 @@ Detector configurations:
 - ``auto+centre``: ``auto`` plus the opt-in centre crop (``center_crop=0.9``).
 
 For each set and configuration: photos with a face, by stage; verification accuracy at the calibrated threshold
-on all within-set pairs of the labelled photos (a photo without a face makes its pairs errors), and detection
-time per photo. ``python benchmarks/bench_hard_photos.py [--sets tight-0.85,att]``
+on all within-set pairs of the labelled photos (a photo without a face makes its pairs errors), the accuracy at
+the best threshold for that set (hindsight: how much is the threshold, how much the embeddings), and detection
+time per photo. ``python benchmarks/bench_hard_photos.py [--sets tight-0.85,att] [--cmu DIR]``
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import cv2
 import numpy as np
 
 from arcface import FaceAnalyzer
+from arcface.eval.multi_pose import CMU_FACES_SHA256, load_multi_pose, manifest_digest, pose_pairs
 from arcface.imageio import load_image
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -61,41 +68,83 @@ def tight_crop(img: np.ndarray, box: np.ndarray, factor: float) -> np.ndarray:
     return np.ascontiguousarray(img[a:b, c:d])
 
 
-def make_sets(names: list[str], reference: FaceAnalyzer) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+#: A set: photos, their identities, and the pairs to score (None: all within-set pairs).
+PhotoSet = tuple[list[np.ndarray], list[str], list[tuple[int, int]] | None]
+
+
+def make_sets(names: list[str], reference: FaceAnalyzer) -> dict[str, PhotoSet]:
+    if not names:
+        return {}
     colour, ids, att, att_ids = labelled_photos()
     boxes = [max(reference.analyze(im, embed=False), key=lambda f: f.area).bbox for im in colour]
-    sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}
+    sets: dict[str, PhotoSet] = {}
     for name in names:
         if name == "att":
-            sets[name] = (att, att_ids)
+            sets[name] = (att, att_ids, None)
         elif name.startswith("tight-"):
             f = float(name.split("-")[1])
-            sets[name] = ([tight_crop(im, b, f) for im, b in zip(colour, boxes)], ids)
+            sets[name] = ([tight_crop(im, b, f) for im, b in zip(colour, boxes)], ids, None)
         elif name.startswith("blur-"):
             s = float(name.split("-")[1])
-            sets[name] = ([cv2.GaussianBlur(im, (0, 0), s) for im in colour], ids)
+            sets[name] = ([cv2.GaussianBlur(im, (0, 0), s) for im in colour], ids, None)
         else:
             raise SystemExit(f"unknown set {name}")
     return sets
 
 
-def accuracy(embs: list[np.ndarray | None], ids: list[str], threshold: float) -> tuple[float, int]:
-    """Accuracy over all within-set pairs at ``threshold``; a photo without a face makes its pairs errors."""
+def cmu_sets(root: Path, reference: FaceAnalyzer) -> dict[str, PhotoSet]:
+    """Frontal, frontal-turned and frontal-up pairs of CMU Face Images (full size), each set holding only the
+    photos its pairs use; ``cmu-turned-tight`` is ``cmu-turned`` with every photo cropped to a square of 1.0x its
+    face box (``reference``'s largest face), the way CFP's profile photos come."""
+    photos = load_multi_pose(root)
+    digest = manifest_digest(photos, root)
+    same = "the copy the README measured" if digest == CMU_FACES_SHA256 else f"NOT the README's ({CMU_FACES_SHA256})"
+    print(f"CMU Face Images: {len(photos)} photos, manifest sha256 {digest}: {same}")
+    sets: dict[str, PhotoSet] = {}
+    for name, other in (("cmu-frontal", {"straight"}), ("cmu-turned", {"left", "right"}), ("cmu-up", {"up"})):
+        keep = [p for p in photos if p.pose in other | {"straight"}]
+        pairs = pose_pairs(keep, {"straight"}, other)
+        sets[name] = ([load_image(p.path) for p in keep], [p.identity for p in keep], pairs)
+    images, ids, pairs = sets["cmu-turned"]
+    tight = []
+    for im in images:
+        faces = reference.analyze(im, embed=False)
+        tight.append(tight_crop(im, max(faces, key=lambda f: f.area).bbox, 1.0) if faces else im)
+    sets["cmu-turned-tight"] = (tight, ids, pairs)
+    return sets
+
+
+def accuracy(
+    embs: list[np.ndarray | None], ids: list[str], threshold: float, pairs: list[tuple[int, int]] | None = None
+) -> tuple[float, float, int]:
+    """(accuracy at ``threshold``, accuracy at the best threshold in hindsight, number of pairs) over ``pairs``
+    (default: all within-set pairs); a photo without a face makes its pairs errors at both thresholds."""
     n = len(ids)
-    right = total = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            same = ids[i] == ids[j]
-            total += 1
-            if embs[i] is None or embs[j] is None:
-                continue
-            right += (float(embs[i] @ embs[j]) >= threshold) == same
-    return right / total, total
+    todo = pairs if pairs is not None else [(i, j) for i in range(n) for j in range(i + 1, n)]
+    scores, same = [], []
+    for i, j in todo:
+        if embs[i] is None or embs[j] is None:
+            continue
+        scores.append(float(embs[i] @ embs[j]))
+        same.append(ids[i] == ids[j])
+    s, y = np.asarray(scores), np.asarray(same, bool)
+    right = int(((s >= threshold) == y).sum())
+    # best threshold: sweep the sorted scores; accepting everything at or above s[k] gets the impostors below
+    # it and the genuine pairs from it on right
+    order = np.argsort(s)
+    ys = y[order]
+    best = max(int(y.sum()), int((~y).sum()))
+    if len(s):
+        below_impostors = np.concatenate([[0], np.cumsum(~ys)])[:-1]
+        from_genuine = ys[::-1].cumsum()[::-1]
+        best = max(best, int((below_impostors + from_genuine).max()))
+    return right / len(todo), best / len(todo), len(todo)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="tight-1.2,tight-1.0,tight-0.85,tight-0.7,att,blur-30,blur-40")
+    ap.add_argument("--cmu", type=Path, help="CMU Face Images' faces folder: adds the cmu-* sets")
     args = ap.parse_args()
     configs = {
         "plain": FaceAnalyzer(det_sizes="single"),
@@ -106,25 +155,29 @@ def main() -> None:
     configs["plain"].detector.pad_retry, configs["plain"].detector.fallback_threshold = False, None
     configs["before"].detector.fallback_threshold = None
     threshold = configs["auto"].threshold.value
-    sets = make_sets(args.sets.split(","), configs["auto"])
+    sets = make_sets([n for n in args.sets.split(",") if n], configs["auto"])
+    if args.cmu is not None:
+        sets.update(cmu_sets(args.cmu, configs["auto"]))
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
     cpu = next((ln.split(":")[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     print(f"CPU: {cpu}; avx512f={'avx512f' in flags}; threshold {threshold:.4f} (cosine)")
     print(
-        f"{'set':11s} {'photos':>6s} {'config':12s} {'found':>6s}  stages{' ' * 34} {'accuracy':>9s} {'ms/photo':>9s}"
+        f"{'set':16s} {'photos':>6s} {'config':12s} {'found':>6s}  stages{' ' * 42} {'accuracy':>9s} {'best':>7s}"
+        f" {'ms/photo':>9s}"
     )
-    for name, (images, ids) in sets.items():
+    for name, (images, ids, pairs) in sets.items():
         for cname, fa in configs.items():
             t = time.perf_counter()
             per = fa.analyze_many(images)
             ms = (time.perf_counter() - t) / len(images) * 1e3
             chosen = [max(f, key=lambda x: x.area) if f else None for f in per]
             stages = Counter(f.path for f in chosen if f is not None)
-            acc, pairs = accuracy([None if f is None else f.embedding for f in chosen], ids, threshold)
+            embs = [None if f is None else f.embedding for f in chosen]
+            acc, best, n_pairs = accuracy(embs, ids, threshold, pairs)
             found = sum(f is not None for f in chosen)
             st = ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))
-            print(f"{name:11s} {len(images):6d} {cname:12s} {found:6d}  {st:40s} {acc:9.4f} {ms:9.1f}")
-        print(f"{'':11s} ({pairs} within-set pairs)")
+            print(f"{name:16s} {len(images):6d} {cname:12s} {found:6d}  {st:48s} {acc:9.4f} {best:7.4f} {ms:9.1f}")
+        print(f"{'':16s} ({n_pairs} {'within-set' if pairs is None else 'listed'} pairs)")
     # time of the stages on ordinary photos: the three wheel photos, rounds interleaved
     from arcface.models.packs import builtin_dir
 

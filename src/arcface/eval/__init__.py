@@ -5,6 +5,7 @@
 * :mod:`~arcface.eval.lfw` - LFW from folders + ``pairs.txt`` through detection and alignment.
 * :mod:`~arcface.eval.ijb` - IJB-B/C 1:1 (template pooling) and 1:N.
 * :mod:`~arcface.eval.megaface`, :mod:`~arcface.eval.ytf` - distractor identification, video verification.
+* :mod:`~arcface.eval.multi_pose` - multi-pose sets in CMU Face Images' layout, frontal-versus-turned pairs.
 * :mod:`~arcface.eval.calibration`, :mod:`~arcface.eval.report` - thresholds for a FAR target; JSON,
   Markdown and ROC plots.
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from arcface.detect.nms import iou_matrix
 from arcface.errors import require
+from arcface.face import nose_offset
 
 UNKNOWN = "unknown"
 
@@ -43,14 +44,12 @@ class Observation:
 def face_quality(score: float, box: np.ndarray, kps: np.ndarray) -> float:
     """Quality in ``[0, 1]``: detection score x size (saturating at 112 px) x frontal pose.
 
-    Pose comes from the landmarks: the nose's horizontal offset from the eyes' midpoint over the eye distance is 0
-    for a frontal face and about 0.5 or more in profile; ``pose = max(0, 1 - 2 * offset)``.
+    Pose comes from the landmarks (:func:`arcface.face.nose_offset`: 0 for a frontal face, about 0.5 or more in
+    profile): ``pose = max(0, 1 - 2 * |offset|)``.
     """
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
     size = min(1.0, max(0.0, min(w, h)) / 112.0)
-    eye_d = float(np.linalg.norm(kps[1] - kps[0])) or 1e-6
-    offset = abs(float(kps[2, 0] - (kps[0, 0] + kps[1, 0]) / 2)) / eye_d
-    pose = max(0.0, 1.0 - 2.0 * offset)
+    pose = max(0.0, 1.0 - 2.0 * abs(nose_offset(kps)))
     return float(score) * size * (0.5 + 0.5 * pose)
 
 
