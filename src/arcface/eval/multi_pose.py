@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from arcface.io_utils import sha256_file
+
 POSES: tuple[str, ...] = ("straight", "left", "right", "up")
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
 EYES: tuple[str, ...] = ("open", "sunglasses")
@@ -85,9 +87,7 @@ def manifest_digest(photos: Sequence[PosePhoto], root: str | Path) -> str:
     """SHA-256 (hex) of the lines ``<path relative to root>\\t<file SHA-256>`` of ``photos``, sorted: names the
     exact files a measurement used."""
     root = Path(root)
-    lines = sorted(
-        f"{p.path.relative_to(root).as_posix()}\t{hashlib.sha256(p.path.read_bytes()).hexdigest()}\n" for p in photos
-    )
+    lines = sorted(f"{p.path.relative_to(root).as_posix()}\t{sha256_file(p.path)}\n" for p in photos)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
