@@ -51,7 +51,6 @@ print(json.dumps({"analyse": statistics.median(analyse) * 1e3, "search": statist
 
 def run(timeout: str | None, n: int, repeats: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    env["ARCFACE_ORT_POOL"] = "shared"  # as the arcface command runs
     if timeout is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = timeout
     out = subprocess.run(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("ARCFACE_ORT_POOL", "shared")  # as the arcface command runs
-
-from arcface import FaceAnalyzer  # noqa: E402
-from arcface.embed.onnx import OnnxEmbedder  # noqa: E402
-from arcface.models.packs import builtin_dir  # noqa: E402
-from arcface.runtime import cpu_info, default_threads, openvino_available  # noqa: E402
+from arcface import FaceAnalyzer
+from arcface.embed.onnx import OnnxEmbedder
+from arcface.models.packs import builtin_dir
+from arcface.runtime import cpu_info, default_threads, openvino_available
 
 PHOTOS = ("yaoming.jpg", "gdp.jpg", "players.jpg")
 

@@ -15,7 +15,6 @@ the next photos overlapped with the models, ``decode_ahead=2``), the pipeline de
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -23,11 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-os.environ.setdefault("ARCFACE_ORT_POOL", "shared")  # as the arcface command runs
-
-from arcface import FaceAnalyzer  # noqa: E402
-from arcface.detect.scrfd import letterbox  # noqa: E402
-from arcface.imageio import load_image  # noqa: E402
+from arcface import FaceAnalyzer
+from arcface.detect.scrfd import letterbox
+from arcface.imageio import load_image
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -12,18 +12,15 @@ analysed by both, rounds alternating; printed: milliseconds per photo, median (m
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
 
-os.environ.setdefault("ARCFACE_ORT_POOL", "shared")  # as the arcface command runs
-
-from arcface import FaceAnalyzer  # noqa: E402
-from arcface.imageio import load_image  # noqa: E402
-from arcface.models.packs import builtin_dir  # noqa: E402
-from arcface.runtime import cpu_info, get_session  # noqa: E402
+from arcface import FaceAnalyzer
+from arcface.imageio import load_image
+from arcface.models.packs import builtin_dir
+from arcface.runtime import cpu_info, get_session
 
 
 def main(argv: list[str] | None = None) -> int:

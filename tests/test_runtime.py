@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions: one shared thread pool by default, with outputs identical to per-session pools."""
+"""ONNX Runtime sessions: three thread-pool modes with identical outputs; the OpenVINO engine against it."""
 
 from __future__ import annotations
 
@@ -13,28 +13,45 @@ CHILD = """
 import sys, numpy as np
 from arcface import runtime
 from arcface.pipeline import FaceAnalyzer
-fa = FaceAnalyzer()
+fa = FaceAnalyzer(runtime="onnxruntime")
 faces = fa.analyze(sys.argv[1])
 np.save(sys.argv[2], np.stack([f.embedding for f in faces]))
-print(runtime.thread_pool_mode(), runtime.shared_pool_threads())
+opts = runtime.session_options()
+stop = "-"  # the shared pool's sessions have no pool of their own
+if opts.use_per_session_threads:
+    try:
+        stop = opts.get_session_config_entry("session.force_spinning_stop")
+    except Exception:
+        stop = "unset"
+print(runtime.thread_pool_mode(), runtime.shared_pool_threads(), stop)
 """
 
 
-def test_shared_pool_gives_bit_identical_embeddings(tmp_path: Path, vectron_dir: Path) -> None:
+def test_thread_pool_modes_give_bit_identical_embeddings(tmp_path: Path, vectron_dir: Path) -> None:
+    """The default (per-session pools that stop spinning when a run ends), one shared pool, and ONNX Runtime's
+    own spinning pools: each mode is what it says (the shared pool created only in its mode; the stop flag set
+    only in the default), and all give the same embeddings bit for bit."""
     outs = {}
-    for mode in ("shared", "session"):
+    for mode in ("session", "shared", "spin", None):
+        env = {k: v for k, v in os.environ.items() if k != "ARCFACE_ORT_POOL"}
+        if mode is not None:
+            env["ARCFACE_ORT_POOL"] = mode
         res = subprocess.run(
             [sys.executable, "-c", CHILD, str(vectron_dir / "gdp.jpg"), str(tmp_path / f"{mode}.npy")],
-            env={**os.environ, "ARCFACE_ORT_POOL": mode},
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert res.returncode == 0, res.stderr
         outs[mode] = res.stdout.split()
-    assert outs["shared"][0] == "shared" and outs["shared"][1] != "None"  # the process-wide pool was created
-    assert outs["session"] == ["session", "None"]  # and not in per-session mode
-    np.testing.assert_array_equal(np.load(tmp_path / "shared.npy"), np.load(tmp_path / "session.npy"))
+    assert outs[None] == outs["session"] == ["session", "None", "1"]  # the default
+    assert outs["shared"][0] == "shared" and outs["shared"][1] != "None" and outs["shared"][2] == "-"
+    assert outs["spin"] == ["spin", "None", "unset"]
+    ref = np.load(tmp_path / "session.npy")
+    assert len(ref) == 5
+    for mode in ("shared", "spin", None):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{mode}.npy"), ref)
 
 
 def test_openvino_engine_f32_equals_onnxruntime_and_bf16_stays_close(analyzer, wheel_images) -> None:
@@ -143,19 +160,21 @@ import os, sys
 import arcface.cli
 assert "numpy" not in sys.modules, "arcface.cli loaded numpy: OpenBLAS would read its settings too early"
 arcface.cli.own_process()
-print("numpy" in sys.modules, os.environ.get("OPENBLAS_THREAD_TIMEOUT"), os.environ.get("ARCFACE_ORT_POOL"))
+from arcface.runtime import thread_pool_mode
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), os.environ.get("ARCFACE_ORT_POOL"), thread_pool_mode())
 """
 
 
-def test_the_console_script_sets_blas_and_pool_settings_before_numpy_loads() -> None:
+def test_the_console_script_sets_blas_settings_before_numpy_loads() -> None:
     """The ``arcface`` command's process shortens OpenBLAS's spin after each product (read once, when numpy
-    loads) and shares one ONNX Runtime pool; numpy is not loaded before that, and a user's own values win."""
+    loads: numpy is not loaded before that), a user's own value wins, and ONNX Runtime runs in the library's
+    default pool mode (per-session pools that stop spinning after each run)."""
     from arcface.cli import BLAS_THREAD_TIMEOUT
 
     base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "ARCFACE_ORT_POOL")}
-    for extra, want in (({}, [BLAS_THREAD_TIMEOUT, "shared"]), ({"OPENBLAS_THREAD_TIMEOUT": "9"}, ["9", "shared"])):
+    for extra, want in (({}, BLAS_THREAD_TIMEOUT), ({"OPENBLAS_THREAD_TIMEOUT": "9"}, "9")):
         res = subprocess.run(
             [sys.executable, "-c", OWN_PROCESS_CHILD], env={**base, **extra}, capture_output=True, text=True, timeout=60
         )
         assert res.returncode == 0, res.stderr
-        assert res.stdout.split() == ["True", *want]  # numpy loaded by own_process itself, after the setting
+        assert res.stdout.split() == [want, "None", "session"]

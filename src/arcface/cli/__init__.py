@@ -91,14 +91,11 @@ BLAS_THREAD_TIMEOUT = "4"
 def own_process() -> None:
     """Settings of a process that is arcface's own (the console script, and so the service it starts): numpy's
     BLAS threads sleep soon after each product (:data:`BLAS_THREAD_TIMEOUT`; OpenBLAS reads it once, when numpy
-    loads, so this runs before anything imports numpy), and all ONNX Runtime sessions share one thread pool
-    (see :func:`arcface.runtime.thread_pool_mode`). Values already in the environment are kept."""
+    loads, so this runs before anything imports numpy). A value already in the environment is kept. (ONNX
+    Runtime's pools stop spinning after each run in every process: :func:`arcface.runtime.thread_pool_mode`.)"""
     import os
 
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
-    from arcface.runtime import use_shared_pool  # loads numpy (through ONNX Runtime)
-
-    use_shared_pool()
 
 
 def run() -> int:

@@ -29,7 +29,6 @@ from arcface.runtime.sessions import (
     session_options,
     shared_pool_threads,
     thread_pool_mode,
-    use_shared_pool,
 )
 
 __all__ = [
@@ -52,5 +51,4 @@ __all__ = [
     "session_options",
     "shared_pool_threads",
     "thread_pool_mode",
-    "use_shared_pool",
 ]

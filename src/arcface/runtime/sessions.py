@@ -24,27 +24,41 @@ _SHARED_POOL: int | None = None  # intra-op threads of the process-wide pool, on
 _POOL_LOCK = threading.Lock()
 
 
+#: ONNX Runtime thread-pool modes (:func:`thread_pool_mode`).
+POOL_MODES: tuple[str, ...] = ("session", "shared", "spin")
+
+
 def thread_pool_mode() -> str:
-    """``"session"`` (the library's default): one ONNX Runtime thread pool per session. ``"shared"``: every
-    session of the process runs on one pool, so the detector's and the recognizer's pools never spin against
-    each other (``benchmarks/bench_thread_pool.py``). The ``arcface`` command and the service, which own their
-    process, use ``"shared"``; set ``ARCFACE_ORT_POOL`` to choose. Once a shared pool exists, ONNX Runtime
-    refuses sessions that do not use it, so a program that also creates its own sessions should keep the
-    default (or create them with :func:`session_options`)."""
+    """How ONNX Runtime sessions get their threads (``ARCFACE_ORT_POOL``):
+
+    - ``"session"`` (the library's default): one pool per session whose threads spin while a run lasts and stop
+      when it ends (``session.force_spinning_stop``), so the detector's idle pool leaves the cores to the
+      recognizer's and to the Python, OpenCV and decoding work between runs;
+    - ``"shared"``: every session of the process on one pool (what the ``arcface`` command and the service used
+      before ``"session"`` stopped the spinning; no faster now). Once a shared pool exists ONNX Runtime refuses
+      sessions that do not use it, so a program that also creates its own sessions should keep the default (or
+      create them with :func:`session_options`);
+    - ``"spin"``: ONNX Runtime's own default, one pool per session that keeps spinning after each run: the
+      detector's and the recognizer's pools then spin against each other on few cores (2.6x slower on a
+      one-face photo here). Kept for comparison (``benchmarks/bench_thread_pool.py``).
+    """
     mode = os.environ.get("ARCFACE_ORT_POOL", "session").strip().lower()
-    return mode if mode in ("shared", "session") else "session"
+    return mode if mode in POOL_MODES else "session"
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Session options for this process's thread-pool mode: every session arcface creates comes from here."""
     threads = threads or default_threads()
     opts = ort.SessionOptions()
-    if _SHARED_POOL is not None or thread_pool_mode() == "shared":
+    mode = thread_pool_mode()
+    if _SHARED_POOL is not None or mode == "shared":
         _shared_pool(threads)
         opts.use_per_session_threads = False  # ONNX Runtime refuses per-session pools once a shared one exists
     else:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if mode == "session":
+            opts.add_session_config_entry("session.force_spinning_stop", "1")
     return opts
 
 
@@ -163,11 +177,6 @@ def private_session(model: str | os.PathLike | bytes, threads: int | None = None
 def shared_pool_threads() -> int | None:
     """Intra-op threads of the process-wide ONNX Runtime pool, or ``None`` while none has been created."""
     return _SHARED_POOL
-
-
-def use_shared_pool() -> None:
-    """Run every session of this process on one thread pool (for programs that own their process: the CLI)."""
-    os.environ.setdefault("ARCFACE_ORT_POOL", "shared")
 
 
 def dynamic_batch(sess: ort.InferenceSession) -> bool:
