@@ -39,7 +39,7 @@ def thread_pool_mode() -> str:
       sessions that do not use it, so a program that also creates its own sessions should keep the default (or
       create them with :func:`session_options`);
     - ``"spin"``: ONNX Runtime's own default, one pool per session that keeps spinning after each run: the
-      detector's and the recognizer's pools then spin against each other on few cores (2.6x slower on a
+      detector's and the recognizer's pools then spin against each other on few cores (2.2x slower on a
       one-face photo here). Kept for comparison (``benchmarks/bench_thread_pool.py``).
     """
     mode = os.environ.get("ARCFACE_ORT_POOL", "session").strip().lower()
