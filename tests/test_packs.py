@@ -125,3 +125,40 @@ def test_preprocess_matches_float64_reference(spec):
     out = spec.preprocess(x)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(),  # the recognizers: 1/127.5 is not a power of two
+        ModelSpec(task="detection", std=(128.0, 128.0, 128.0)),
+        ModelSpec(color_order="BGR", mean=(104.0, 117.0, 123.0), std=(58.0, 57.0, 59.0)),
+    ],
+)
+def test_uint8_preprocess_is_bit_identical_to_the_float32_formula_and_opencv(spec):
+    """uint8 NCHW input gives exactly the float32 formula (every one of the 256 values in every channel, a
+    real-size 640 canvas, a non-contiguous batch, an empty batch), whichever path converts it (OpenCV's fused
+    ``blobFromImages`` where one std serves all channels, numpy otherwise), so the engines that convert pixels
+    themselves (OpenVINO's) can be held to it."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None], (1, 256, 3)).copy()[None]
+    canvas = rng.integers(0, 256, (1, 640, 640, 3), dtype=np.uint8)
+    strided = rng.integers(0, 256, (4, 30, 40, 3), dtype=np.uint8)[::2, :, ::-1]  # views: not contiguous
+    for x in (ramp, canvas, strided):
+        src = (x[..., ::-1] if spec.color_order == "BGR" else x).astype(np.float32)
+        want = ((src - np.asarray(spec.mean, np.float32)) * (1.0 / np.asarray(spec.std, np.float32))).transpose(
+            0, 3, 1, 2
+        )
+        got = spec.preprocess(x)
+        assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        if len(set(spec.std)) == 1:
+            blob = cv2.dnn.blobFromImages(
+                list(np.ascontiguousarray(x)), 1.0 / spec.std[0], (x.shape[2], x.shape[1]), spec.mean,
+                swapRB=spec.color_order == "BGR",
+            )  # fmt: skip
+            np.testing.assert_array_equal(got, blob)
+    assert spec.preprocess(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, 3, 8, 8)
