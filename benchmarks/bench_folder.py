@@ -4,10 +4,12 @@ What ``arcface embed DIR`` runs (decode, letterbox, detect, decode boxes, align,
 labelled photos of ../shared/data (deepface's and face_recognition's photos and the group photos: 77 files from
 465x745 to 2204x970 pixels), against the models alone on inputs prepared beforehand: one detector run per photo and
 canvas (640 and 160 with ``sizes="auto"``; one more for photos that needed the padded retry) and the recognizer on
-the same crops in batches of 128. Rounds alternate the three contenders: the pipeline as it runs (JPEG decoding of
-the next photos overlapped with the models, ``decode_ahead=2``), the pipeline decoding in the caller's thread
-(``decode_ahead=0``), and the models alone; the ratio pipeline / models is the cost of everything around the models
-(issue target <= 1.2). A last line times JPEG decoding alone (OpenCV, full and reduced scale) on the same files.
+the same crops in batches of 128. Rounds alternate four contenders: the pipeline as it runs (on ONNX Runtime with
+2-4 threads: one-thread lanes, ``FaceAnalyzer(lanes=)``; else one lane that decodes the next photos while the
+models run, ``decode_ahead=2``), the same in one lane (``lanes=1``), one lane decoding in the caller's thread
+(``decode_ahead=0``), and the models alone; the ratio pipeline / models is the cost of everything around the
+models (issue target <= 1.2). A last line times JPEG decoding alone (OpenCV, full and reduced scale) on the same
+files.
 
     python benchmarks/bench_folder.py [--runtime auto] [--rounds 5]
 """
@@ -25,6 +27,7 @@ import numpy as np
 from arcface import FaceAnalyzer
 from arcface.detect.scrfd import letterbox
 from arcface.imageio import load_image
+from arcface.pipeline import _lane_parts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -62,10 +65,16 @@ def main() -> None:
     retried = sum(any(f.path == "padded" for f in faces) for faces in results)
     print(f"{len(crops)} faces; canvases {det.sizes}; {retried} photos needed the padded retry")
 
-    serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0)
+    one_lane = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, lanes=1)
+    serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0, lanes=1)
+    lanes = len(_lane_parts(fa.detector, fa.embedder, fa.engine, fa._threads, fa.lanes, len(paths)))
+    print(f"pipeline: {lanes} lane(s) of {'one thread' if lanes > 1 else f'{fa._threads} threads'}")
 
     def pipeline() -> None:
         fa.analyze_many(paths)
+
+    def pipeline_one_lane() -> None:
+        one_lane.analyze_many(paths)
 
     def pipeline_serial() -> None:
         serial.analyze_many(paths)
@@ -76,7 +85,12 @@ def main() -> None:
         for b in crop_blobs:
             emb.session.run([emb.output_name], {emb.input_name: b})
 
-    contenders = (("pipeline", pipeline), ("serial decode", pipeline_serial), ("models", models))
+    contenders = (
+        ("pipeline", pipeline),
+        ("one lane", pipeline_one_lane),
+        ("serial decode", pipeline_serial),
+        ("models", models),
+    )
     times: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for _, fn in contenders:
         fn()
@@ -86,14 +100,16 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - t)
     ratio = [a / b for a, b in zip(times["pipeline"], times["models"])]
-    overlap = [b / a for a, b in zip(times["pipeline"], times["serial decode"])]
+    overlap = [b / a for a, b in zip(times["one lane"], times["serial decode"])]
+    gain = [b / a for a, b in zip(times["pipeline"], times["one lane"])]
     for name, xs in times.items():
         print(
             f"{name:<9} {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}), "
             f"{len(paths) / statistics.median(xs):.1f} photos/s"
         )
     print(f"pipeline / models alone: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})")
-    print(f"decode overlap speed-up: {statistics.median(overlap):.2f}x ({min(overlap):.2f}-{max(overlap):.2f})")
+    print(f"decode overlap (one lane): {statistics.median(overlap):.2f}x ({min(overlap):.2f}-{max(overlap):.2f})")
+    print(f"lanes speed-up (one lane / pipeline): {statistics.median(gain):.2f}x ({min(gain):.2f}-{max(gain):.2f})")
     encoded = [np.frombuffer(p.read_bytes(), np.uint8) for p in paths]
     for flag, what in ((cv2.IMREAD_COLOR, "full scale"), (cv2.IMREAD_REDUCED_COLOR_2, "1/2 scale")):
         t = time.perf_counter()

@@ -156,9 +156,10 @@ def test_decoding_ahead_gives_the_same_faces_and_the_same_errors(analyzer, vectr
     bad = tmp_path / "truncated.jpg"
     bad.write_bytes((vectron_dir / "gdp.jpg").read_bytes()[:200])  # a JPEG cut after its header
     inputs = [vectron_dir / "yaoming.jpg", vectron_dir / "gdp.jpg", bad, vectron_dir / "players.jpg"]
-    serial = FaceAnalyzer(decode_ahead=0)
-    ahead = analyzer.analyze_many(inputs, on_error="skip")
-    assert analyzer.decode_ahead == 2
+    serial = FaceAnalyzer(decode_ahead=0, lanes=1)
+    one_lane = FaceAnalyzer(lanes=1)  # decoding ahead is one lane's: the lanes overlap decoding among themselves
+    ahead = one_lane.analyze_many(inputs, on_error="skip")
+    assert one_lane.decode_ahead == 2
     ref = serial.analyze_many(inputs, on_error="skip")
     assert [len(f) for f in ahead] == [len(f) for f in ref] == [1, 5, 0, 22]
     assert [(e.index, e.source) for e in ahead.errors] == [(2, str(bad))]
@@ -167,5 +168,69 @@ def test_decoding_ahead_gives_the_same_faces_and_the_same_errors(analyzer, vectr
             np.testing.assert_array_equal(a.embedding, b.embedding)
     before = threading.active_count()
     with pytest.raises(InputError, match="truncated.jpg"):
-        analyzer.analyze_many(inputs)
+        one_lane.analyze_many(inputs)
     assert threading.active_count() == before  # the decoding thread is gone once the error is raised
+
+
+def test_lanes_give_the_same_faces_and_errors_in_input_order(vectron_dir, shared_data, tmp_path) -> None:
+    """Two one-thread lanes (image i in lane i % 2) against one lane of the models' own threads, on real photos
+    with unreadable files among them: the same faces, boxes, landmarks and stages; embeddings equal to float
+    rounding (another thread count sums in another order); errors at their input positions; with
+    ``on_error="raise"`` the first unreadable input in input order is named, whichever lane met it first, and
+    no lane thread is left behind."""
+    import threading
+
+    from arcface.pipeline import FaceAnalyzer, _lane_parts
+
+    photos = sorted((shared_data / "deepface_by_identity").glob("person0[1-3]/*.jpg"))[:6]
+    photos += [vectron_dir / "gdp.jpg", shared_data / "att_faces" / "s1" / "1.pgm"]  # 5 faces; a tight grey crop
+    late, early = tmp_path / "late.jpg", tmp_path / "early.png"
+    late.write_bytes((vectron_dir / "gdp.jpg").read_bytes()[:300])
+    early.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    inputs = photos[:1] + [early] + photos[1:4] + [late] + photos[4:]  # early: lane 1; late: index 5, lane 1
+    two = FaceAnalyzer(runtime="onnxruntime", lanes=2)
+    one = FaceAnalyzer(runtime="onnxruntime", lanes=1, threads=2)
+    parts = _lane_parts(two.detector, two.embedder, two.engine, two._threads, two.lanes, len(inputs))
+    assert len(parts) == 2 and all(d.session.get_session_options().intra_op_num_threads == 1 for d, _ in parts)
+    got, ref = two.analyze_many(inputs, on_error="skip"), one.analyze_many(inputs, on_error="skip")
+    assert [(e.index, e.source) for e in got.errors] == [(e.index, e.source) for e in ref.errors]
+    assert [e.index for e in got.errors] == [1, 5]
+    assert [len(f) for f in got] == [len(f) for f in ref] and sum(map(len, got)) >= 12
+    for fa, fb in zip(got, ref, strict=True):
+        for a, b in zip(fa, fb, strict=True):
+            np.testing.assert_array_equal(a.bbox, b.bbox)
+            np.testing.assert_array_equal(a.kps, b.kps)
+            assert a.path == b.path and float(a.embedding @ b.embedding) > 0.99999
+    before = threading.active_count()
+    swapped = inputs[:1] + photos[1:3] + [early] + inputs[4:]  # unreadable at 3 (lane 1) and 5 (lane 1)
+    swapped[2] = late  # and at 2 (lane 0): the first in input order
+    for order, name in ((inputs, "early.png"), (swapped, "late.jpg")):
+        with pytest.raises(InputError, match=name):
+            two.analyze_many(order)
+    assert threading.active_count() == before
+    two.detector.max_faces = 1  # a setting changed after construction reaches the lanes' copies
+    assert [len(f) for f in two.analyze_many([vectron_dir / "gdp.jpg"] * 4, embed=False)] == [1, 1, 1, 1]
+
+
+def test_lanes_only_where_they_were_measured(analyzer) -> None:
+    """The automatic rule: one-thread lanes for the pack's SCRFD and ONNX recognizer on ONNX Runtime's CPU
+    provider with 2-4 threads and at least twice as many images; one lane otherwise."""
+    from arcface.pipeline import MAX_LANES, FaceAnalyzer, _lane_parts
+
+    fa = FaceAnalyzer(runtime="onnxruntime", threads=2)
+
+    def lanes(**kw) -> int:
+        args = {"detector": fa.detector, "embedder": fa.embedder, "engine": fa.engine, "threads": 2}
+        args.update({"lanes": None, "n_images": 8}, **kw)
+        return len(_lane_parts(**args))
+
+    assert lanes() == 2 and lanes(threads=MAX_LANES) == MAX_LANES and lanes(threads=MAX_LANES + 1) == 1
+    assert lanes(n_images=3) == 1 and lanes(threads=1) == 1 and lanes(lanes=1) == 1 and lanes(lanes=3) == 3
+
+    class Wrapped:  # an injected detector: its sessions are its own business
+        def __init__(self, inner):
+            self.inner = inner
+
+    assert lanes(detector=Wrapped(fa.detector)) == 1
+    with pytest.raises(InputError, match="lanes"):
+        FaceAnalyzer(lanes=0)
