@@ -234,3 +234,24 @@ def test_lanes_only_where_they_were_measured(analyzer) -> None:
     assert lanes(detector=Wrapped(fa.detector)) == 1
     with pytest.raises(InputError, match="lanes"):
         FaceAnalyzer(lanes=0)
+
+
+def test_an_analyzer_with_an_injected_model_keeps_one_lane(vectron_dir, monkeypatch) -> None:
+    """An injected recognizer may run in a precision the lanes' copies would not reproduce: one lane."""
+    import arcface.pipeline as pipeline
+
+    seen = []
+    real = pipeline._lane_parts
+
+    def spy(*args):
+        parts = real(*args)
+        seen.append(len(parts))
+        return parts
+
+    monkeypatch.setattr(pipeline, "_lane_parts", spy)
+    own = pipeline.FaceAnalyzer(runtime="onnxruntime", threads=2)
+    injected = pipeline.FaceAnalyzer(runtime="onnxruntime", threads=2, embedder=own.embedder)
+    photos = [vectron_dir / "yaoming.jpg"] * 4
+    own.analyze_many(photos)
+    injected.analyze_many(photos)
+    assert seen == [2, 1]

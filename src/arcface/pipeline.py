@@ -140,6 +140,7 @@ class FaceAnalyzer:
         #: The engine running the pack's models and why (:class:`arcface.runtime.EngineChoice`).
         self.engine: EngineChoice = pack_engine(base_pack, runtime, precision, threads, thresholds)
         runtime, precision = self.engine.runtime, self.engine.precision
+        own_detector = detector is None
         if detector is None:
             assert base_pack is not None
             options: dict = {
@@ -161,6 +162,8 @@ class FaceAnalyzer:
                 base_pack.detector, base_pack.detector_spec, threads=threads, **options
             )
         own_embedder = embedder is None
+        #: both models are the pack's, built here (lanes copy them onto one-thread sessions; injected ones are not)
+        self._own_models = own_embedder and own_detector
         if not detector.has_kps:
             raise InputError(f"{_model_name(detector)}: detector has no landmarks; alignment needs 5 keypoints")
         if embedder is None:
@@ -276,7 +279,8 @@ class FaceAnalyzer:
                 with lock:
                     bar.update(n)
 
-        parts = _lane_parts(self.detector, self.embedder, self.engine, self._threads, self.lanes, len(images))
+        lanes = self.lanes if self._own_models else 1
+        parts = _lane_parts(self.detector, self.embedder, self.engine, self._threads, lanes, len(images))
         options = {"with_crops": with_crops, "embed": embed, "color": color, "fallbacks": fallbacks}
         options["stop_at_error"] = on_error == "raise"
         try:
@@ -289,10 +293,10 @@ class FaceAnalyzer:
                         pool.submit(self._analyze_lane, images[k::n], *part, decode_ahead=0, tick=tick, **options)
                         for k, part in enumerate(parts)
                     ]
-                    lanes = [f.result() for f in futures]
+                    done = [f.result() for f in futures]
                 per_image = []
                 for i in range(len(images)):
-                    lane = lanes[i % n]
+                    lane = done[i % n]
                     if i // n >= len(lane):  # that lane stopped at an unreadable input (a later one)
                         break
                     per_image.append(lane[i // n])
