@@ -27,7 +27,6 @@ import numpy as np
 from arcface import FaceAnalyzer
 from arcface.detect.scrfd import letterbox
 from arcface.imageio import load_image
-from arcface.pipeline import _lane_parts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -67,7 +66,7 @@ def main() -> None:
 
     one_lane = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, lanes=1)
     serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0, lanes=1)
-    lanes = len(_lane_parts(fa.detector, fa.embedder, fa.engine, fa._threads, fa.lanes, len(paths)))
+    lanes = len(fa._lane_parts(len(paths)))
     print(f"pipeline: {lanes} lane(s) of {'one thread' if lanes > 1 else f'{fa._threads} threads'}")
 
     def pipeline() -> None:

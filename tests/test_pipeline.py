@@ -180,7 +180,7 @@ def test_lanes_give_the_same_faces_and_errors_in_input_order(vectron_dir, shared
     no lane thread is left behind."""
     import threading
 
-    from arcface.pipeline import FaceAnalyzer, _lane_parts
+    from arcface.pipeline import FaceAnalyzer
 
     photos = sorted((shared_data / "deepface_by_identity").glob("person0[1-3]/*.jpg"))[:6]
     photos += [vectron_dir / "gdp.jpg", shared_data / "att_faces" / "s1" / "1.pgm"]  # 5 faces; a tight grey crop
@@ -190,7 +190,7 @@ def test_lanes_give_the_same_faces_and_errors_in_input_order(vectron_dir, shared
     inputs = photos[:1] + [early] + photos[1:4] + [late] + photos[4:]  # early: lane 1; late: index 5, lane 1
     two = FaceAnalyzer(runtime="onnxruntime", lanes=2)
     one = FaceAnalyzer(runtime="onnxruntime", lanes=1, threads=2)
-    parts = _lane_parts(two.detector, two.embedder, two.engine, two._threads, two.lanes, len(inputs))
+    parts = two._lane_parts(len(inputs))
     assert len(parts) == 2 and all(d.session.get_session_options().intra_op_num_threads == 1 for d, _ in parts)
     got, ref = two.analyze_many(inputs, on_error="skip"), one.analyze_many(inputs, on_error="skip")
     assert [(e.index, e.source) for e in got.errors] == [(e.index, e.source) for e in ref.errors]

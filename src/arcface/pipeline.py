@@ -279,8 +279,7 @@ class FaceAnalyzer:
                 with lock:
                     bar.update(n)
 
-        lanes = self.lanes if self._own_models else 1
-        parts = _lane_parts(self.detector, self.embedder, self.engine, self._threads, lanes, len(images))
+        parts = self._lane_parts(len(images))
         options = {"with_crops": with_crops, "embed": embed, "color": color, "fallbacks": fallbacks}
         options["stop_at_error"] = on_error == "raise"
         try:
@@ -312,6 +311,12 @@ class FaceAnalyzer:
                 item = []
             results.append(item)
         return results
+
+    def _lane_parts(self, n_images: int) -> list[tuple[Detector, Embedder]]:
+        """The (detector, embedder) of each lane :meth:`analyze_many` runs ``n_images`` images in (see ``lanes``;
+        injected models keep one lane: their precision and settings are their own)."""
+        lanes = self.lanes if self._own_models else 1
+        return _lane_parts(self.detector, self.embedder, self.engine, self._threads, lanes, n_images)
 
     def _analyze_lane(
         self,

@@ -189,14 +189,11 @@ def _one_face_rule(args: argparse.Namespace) -> str | None:
 def cmd_enroll(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from arcface.errors import InputError, NoFaceError
+    from arcface.errors import NoFaceError
     from arcface.face import select_face
-    from arcface.imageio import iter_image_files
 
     meta = parse_meta(args.meta)
-    files = iter_image_files(args.images)
-    if not files:
-        raise InputError(f"no image files in {' '.join(args.images)}")
+    files = _probe_files(args)
     fa = analyzer_from_args(args, photos=len(files))
     per_image = fa.analyze_many(files, on_error="skip")
     failures = [e.to_dict() for e in per_image.errors]
