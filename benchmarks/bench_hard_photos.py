@@ -100,11 +100,12 @@ def cmu_sets(root: Path, reference: FaceAnalyzer) -> dict[str, PhotoSet]:
     digest = manifest_digest(photos, root)
     same = "the copy the README measured" if digest == CMU_FACES_SHA256 else f"NOT the README's ({CMU_FACES_SHA256})"
     print(f"CMU Face Images: {len(photos)} photos, manifest sha256 {digest}: {same}")
+    decoded = {p.path: load_image(p.path) for p in photos}  # each photo read once; the straight ones serve 3 sets
     sets: dict[str, PhotoSet] = {}
     for name, other in (("cmu-frontal", {"straight"}), ("cmu-turned", {"left", "right"}), ("cmu-up", {"up"})):
         keep = [p for p in photos if p.pose in other | {"straight"}]
         pairs = pose_pairs(keep, {"straight"}, other)
-        sets[name] = ([load_image(p.path) for p in keep], [p.identity for p in keep], pairs)
+        sets[name] = ([decoded[p.path] for p in keep], [p.identity for p in keep], pairs)
     images, ids, pairs = sets["cmu-turned"]
     tight = []
     for im in images:
