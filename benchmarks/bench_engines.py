@@ -12,7 +12,10 @@ Everything is measured in one run, rounds interleaved (contenders alternate insi
    per engine, the way the ``arcface`` command runs (one shared ONNX Runtime pool), and, with ``--peer
    insightface``, insightface's ``FaceAnalysis.get`` loop on the same model files at det_size 640, run in its
    own virtual environment (``--peer-python``, default /tmp/insvenv/bin/python; ``pip install insightface
-   onnxruntime`` there) as a child process driven round by round: ratio = insightface time / ours.
+   onnxruntime`` there) as a child process driven round by round: ratio = insightface time / ours. A last
+   contender, ``models alone``, runs only the ``auto`` engine's two models on that photo's inputs prepared
+   beforehand (every detector canvas, the crops in one batch): no pipeline around these models can be faster, so
+   insightface / models alone is the ceiling of the end-to-end ratio on this CPU with these engines.
 
     python benchmarks/bench_engines.py [--rounds 7] [--peer insightface] [--peer-python PATH]
 """
@@ -33,6 +36,7 @@ from arcface import FaceAnalyzer
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.models.packs import builtin_dir
 from arcface.runtime import cpu_info, default_threads, openvino_available
+from bench_folder import model_inputs, run_models
 
 PHOTOS = ("yaoming.jpg", "gdp.jpg", "players.jpg")
 
@@ -212,6 +216,8 @@ def main() -> None:
         if peer:
             times["insightface"] = []
         faces = {e: len(a.analyze(path)) for e, a in analyzers.items()}
+        inputs = model_inputs(auto, [path])[:2]
+        times["models alone"] = []
         for r in range(args.rounds):
             order = list(times) if r % 2 == 0 else list(times)[::-1]
             for who in order:
@@ -222,6 +228,13 @@ def main() -> None:
                     ms, n = peer.stdout.readline().split()
                     times[who].append(float(ms))
                     faces[who] = int(n)
+                    continue
+                if who == "models alone":
+                    run_models(auto, *inputs)
+                    t = time.perf_counter()
+                    for _ in range(args.repeats):
+                        run_models(auto, *inputs)
+                    times[who].append((time.perf_counter() - t) / args.repeats * 1000)
                     continue
                 analyzers[who].analyze(path)  # one untimed call first, as the peer does: the previous contender's
                 t = time.perf_counter()  # thread pool may still be spinning on the cores
@@ -235,7 +248,8 @@ def main() -> None:
             report["end_to_end_ms"][photo][who] = statistics.median(xs)
             if "insightface" in times and who != "insightface":
                 ratio = [p / o for p, o in zip(times["insightface"], xs)]
-                line += f"   insightface / this: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})"
+                what = "ceiling, insightface / models alone" if who == "models alone" else "insightface / this"
+                line += f"   {what}: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})"
             print(line)
     if peer:
         assert peer.stdin is not None

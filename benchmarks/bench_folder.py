@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,34 +40,70 @@ def photos() -> list[Path]:
     return out
 
 
+def model_inputs(fa: FaceAnalyzer, paths: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """The inputs ``fa``'s two models get from ``paths``, prepared once: every canvas of each photo's detection
+    pass (640 and 160 with ``sizes="auto"``; the padded canvas where the retry ran) and the face crops in
+    batches of ``fa.batch_size``; with the number of photos that needed the padded retry."""
+    det, emb = fa.detector, fa.embedder
+    results = fa.analyze_many(paths, with_crops=True)
+    det_blobs = []
+    for p, faces in zip(paths, results):
+        img = load_image(p)
+        for canvas in det.sizes:
+            det_blobs.append(det.model_input(letterbox(img, canvas)[0][None]))
+        if any(f.path == "padded" for f in faces):  # the padded retry ran a second 640 canvas
+            det_blobs.append(det.model_input(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
+    found = [np.stack([f.crop for f in faces]) for faces in results if faces]
+    crops = np.concatenate(found) if found else np.zeros((0, 112, 112, 3), np.uint8)
+    crop_blobs = [emb.spec.preprocess(crops[i : i + fa.batch_size]) for i in range(0, len(crops), fa.batch_size)]
+    return det_blobs, crop_blobs, sum(any(f.path == "padded" for f in faces) for faces in results)
+
+
+def run_models(fa: FaceAnalyzer, det_blobs: list[np.ndarray], crop_blobs: list[np.ndarray]) -> None:
+    """``fa``'s two models alone on inputs from :func:`model_inputs` (bare session runs)."""
+    det, emb = fa.detector, fa.embedder
+    for b in det_blobs:
+        det.session.run(det.output_names, {det.input_name: b})
+    for b in crop_blobs:
+        emb.session.run([emb.output_name], {emb.input_name: b})
+
+
+def child(share: int, shares: int, runtime: str, precision: str) -> None:
+    """One of the "processes" contender's processes: the one-thread pipeline on photos share, share + shares, ...
+    once per line read from stdin, printing the seconds it took."""
+    fa = FaceAnalyzer(runtime=runtime, precision=precision, threads=1, decode_ahead=0, lanes=1)
+    mine = photos()[share::shares]
+    fa.analyze_many(mine)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        t = time.perf_counter()
+        fa.analyze_many(mine)
+        print(time.perf_counter() - t, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runtime", default="auto")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(*args.child, args.runtime, args.precision)
     paths = photos()
     if not paths:
         raise SystemExit(f"no photos under {DATA}")
     fa = FaceAnalyzer(runtime=args.runtime, precision=args.precision)
-    det, emb = fa.detector, fa.embedder
     print(f"{len(paths)} photos; engine {fa.engine.engine} ({fa.engine.reason})")
-    # inputs of the models alone, prepared once: canvases (and padded canvases where the retry ran), crops
-    results = fa.analyze_many(paths, with_crops=True)
-    blobs = []
-    for p, faces in zip(paths, results):
-        img = load_image(p)
-        for canvas in det.sizes:  # every canvas of a detection pass (640 and 160 with sizes="auto")
-            blobs.append(det.model_input(letterbox(img, canvas)[0][None]))
-        if any(f.path == "padded" for f in faces):  # the padded retry ran a second 640 canvas
-            blobs.append(det.model_input(letterbox(img, det.input_size, max(img.shape[:2]) // 2)[0][None]))
-    crops = np.concatenate([np.stack([f.crop for f in faces]) for faces in results if faces])
-    crop_blobs = [emb.spec.preprocess(crops[i : i + fa.batch_size]) for i in range(0, len(crops), fa.batch_size)]
-    retried = sum(any(f.path == "padded" for f in faces) for faces in results)
-    print(f"{len(crops)} faces; canvases {det.sizes}; {retried} photos needed the padded retry")
+    det_blobs, crop_blobs, retried = model_inputs(fa, paths)
+    n_faces = sum(len(b) for b in crop_blobs)
+    print(f"{n_faces} faces; canvases {fa.detector.sizes}; {retried} photos needed the padded retry")
 
     one_lane = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, lanes=1)
     serial = FaceAnalyzer(runtime=fa.engine.runtime, precision=fa.engine.precision, decode_ahead=0, lanes=1)
+    one_thread = FaceAnalyzer(
+        runtime=fa.engine.runtime, precision=fa.engine.precision, threads=1, decode_ahead=0, lanes=1
+    )
     lanes = len(fa._lane_parts(len(paths)))
     print(f"pipeline: {lanes} lane(s) of {'one thread' if lanes > 1 else f'{fa._threads} threads'}")
 
@@ -78,17 +116,43 @@ def main() -> None:
     def pipeline_serial() -> None:
         serial.analyze_many(paths)
 
+    def pipeline_one_thread() -> None:
+        one_thread.analyze_many(paths)
+
     def models() -> None:
-        for b in blobs:
-            det.session.run(det.output_names, {det.input_name: b})
-        for b in crop_blobs:
-            emb.session.run([emb.output_name], {emb.input_name: b})
+        run_models(fa, det_blobs, crop_blobs)
+
+    engine = ["--runtime", fa.engine.runtime, "--precision", fa.engine.precision]
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", str(k), str(fa._threads), *engine],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(fa._threads)
+    ]
+    for c in children:
+        assert c.stdout is not None
+        if c.stdout.readline().strip() != "ready":
+            raise SystemExit("a --child process did not start (see its stderr above)")
+
+    def processes() -> None:  # the wall time until the last process is done
+        for c in children:
+            assert c.stdin is not None
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        for c in children:
+            assert c.stdout is not None
+            float(c.stdout.readline())
 
     contenders = (
         ("pipeline", pipeline),
         ("one lane", pipeline_one_lane),
         ("serial decode", pipeline_serial),
         ("models", models),
+        ("one thread", pipeline_one_thread),
+        (f"{fa._threads} processes", processes),
     )
     times: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for _, fn in contenders:
@@ -101,12 +165,29 @@ def main() -> None:
     ratio = [a / b for a, b in zip(times["pipeline"], times["models"])]
     overlap = [b / a for a, b in zip(times["one lane"], times["serial decode"])]
     gain = [b / a for a, b in zip(times["pipeline"], times["one lane"])]
+    floor = [t / fa._threads for t in times["one thread"]]  # the CPU work spread perfectly over the threads
+    floor_ratio = [f / m for f, m in zip(floor, times["models"])]
+    reached = [f / p for f, p in zip(floor, times["pipeline"])]
+    in_one = [p / q for p, q in zip(times["pipeline"], times[f"{fa._threads} processes"])]
+    for c in children:
+        assert c.stdin is not None
+        c.stdin.close()
+        c.wait(timeout=60)
     for name, xs in times.items():
         print(
-            f"{name:<9} {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}), "
+            f"{name:<13} {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}), "
             f"{len(paths) / statistics.median(xs):.1f} photos/s"
         )
     print(f"pipeline / models alone: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})")
+    print(
+        f"floor on {fa._threads} thread(s) (one-thread time / {fa._threads}): {statistics.median(floor):.2f} s = "
+        f"{statistics.median(floor_ratio):.2f}x ({min(floor_ratio):.2f}-{max(floor_ratio):.2f}) the models alone; "
+        f"the pipeline reaches {statistics.median(reached):.0%} ({min(reached):.0%}-{max(reached):.0%}) of it"
+    )
+    print(
+        f"pipeline / {fa._threads} one-thread processes: {statistics.median(in_one):.2f}x "
+        f"({min(in_one):.2f}-{max(in_one):.2f})"
+    )
     print(f"decode overlap (one lane): {statistics.median(overlap):.2f}x ({min(overlap):.2f}-{max(overlap):.2f})")
     print(f"lanes speed-up (one lane / pipeline): {statistics.median(gain):.2f}x ({min(gain):.2f}-{max(gain):.2f})")
     encoded = [np.frombuffer(p.read_bytes(), np.uint8) for p in paths]
