@@ -4,12 +4,20 @@ What ``arcface embed DIR`` runs (decode, letterbox, detect, decode boxes, align,
 labelled photos of ../shared/data (deepface's and face_recognition's photos and the group photos: 77 files from
 465x745 to 2204x970 pixels), against the models alone on inputs prepared beforehand: one detector run per photo and
 canvas (640 and 160 with ``sizes="auto"``; one more for photos that needed the padded retry) and the recognizer on
-the same crops in batches of 128. Rounds alternate four contenders: the pipeline as it runs (on ONNX Runtime with
+the same crops in batches of 128. Rounds alternate six contenders: the pipeline as it runs (on ONNX Runtime with
 2-4 threads: one-thread lanes, ``FaceAnalyzer(lanes=)``; else one lane that decodes the next photos while the
 models run, ``decode_ahead=2``), the same in one lane (``lanes=1``), one lane decoding in the caller's thread
-(``decode_ahead=0``), and the models alone; the ratio pipeline / models is the cost of everything around the
-models (issue target <= 1.2). A last line times JPEG decoding alone (OpenCV, full and reduced scale) on the same
-files.
+(``decode_ahead=0``), the models alone, the whole pipeline on one thread (one-thread sessions, one lane, decoding
+in the caller's thread), and as many separate processes as the pipeline has threads, each running that one-thread
+pipeline on its share of the photos (photo i in process i % n; started beforehand, driven round by round).
+
+- pipeline / models alone is the cost of everything around the models (issue target <= 1.2);
+- the one-thread time is the folder's CPU work, so divided by the threads it is the floor of any arrangement of
+  that work here (perfect scaling), and floor / models alone says whether the target is within reach at all;
+- pipeline / processes is the cost of running the work in one process, against what the cores give when the
+  work shares nothing but the machine.
+
+A last line times JPEG decoding alone (OpenCV, full and reduced scale) on the same files.
 
     python benchmarks/bench_folder.py [--runtime auto] [--rounds 5]
 """
