@@ -56,6 +56,24 @@ def test_bad_arguments_and_paths_exit_2_with_one_line(capsys, tmp_path: Path, ve
     _one_line_error(err, "loop.jpg", "symbolic link loop")
 
 
+def test_folder_commands_name_a_folder_without_images(capsys, tmp_path: Path) -> None:
+    """embed, cluster and the gallery's enroll and search on a folder holding no image file: exit 2, one line
+    naming the folder (one helper, ``arcface.cli.common.image_files``, says it for all of them)."""
+    empty = tmp_path / "no-photos"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    db = str(tmp_path / "db")
+    for args in (
+        ["embed", str(empty)],
+        ["cluster", str(empty)],
+        ["gallery", "enroll", "ada", str(empty), "--db", db],
+        ["gallery", "search", str(empty), "--db", db],
+    ):
+        code, _, err = _run(capsys, *args)
+        assert code == 2, args
+        _one_line_error(err, "no image files in", str(empty))
+
+
 def test_debug_prints_the_traceback(capsys, tmp_path: Path) -> None:
     code, _, err = _run(capsys, "detect", str(tmp_path / "missing.jpg"), "--debug")
     assert code == 2 and "Traceback" in err and "missing.jpg: no such file" in err

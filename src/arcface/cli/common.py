@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+
+def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files of ``paths`` (files as given, folders listed recursively; see
+    :func:`arcface.imageio.iter_image_files`); :class:`~arcface.errors.InputError` naming them when there are none."""
+    from arcface.errors import InputError
+    from arcface.imageio import iter_image_files
+
+    files = iter_image_files(paths)
+    if not files:
+        raise InputError(f"no image files in {' '.join(map(str, paths))}")
+    return files
 
 
 def add_pack_options(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from arcface.cli.common import (
     add_pack_options,
     add_select_option,
     analyzer_from_args,
+    image_files,
     print_json,
     report_failures,
 )
@@ -193,7 +194,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from arcface.face import select_face
 
     meta = parse_meta(args.meta)
-    files = _probe_files(args)
+    files = image_files(args.images)
     fa = analyzer_from_args(args, photos=len(files))
     per_image = fa.analyze_many(files, on_error="skip")
     failures = [e.to_dict() for e in per_image.errors]
@@ -258,17 +259,6 @@ def _print_search(image: str, rows: list[dict[str, Any]], threshold: float, as_j
             print(f"    also: {m['candidate']} ({m['similarity']:.4f})")
 
 
-def _probe_files(args: argparse.Namespace) -> list:
-    """The image files of ``args.images`` (folders listed); :class:`InputError` when there are none."""
-    from arcface.errors import InputError
-    from arcface.imageio import iter_image_files
-
-    files = iter_image_files(args.images)
-    if not files:
-        raise InputError(f"no image files in {' '.join(map(str, args.images))}")
-    return files
-
-
 def _search_files(args: argparse.Namespace, fa: Any, gallery: Any, files: list) -> int:
     """Search every face of every file of ``files``: one line (or JSON object) per image."""
     per_image = fa.analyze_many(files, on_error="skip", progress=len(files) > 20 and sys.stderr.isatty())
@@ -288,7 +278,7 @@ def _search_files(args: argparse.Namespace, fa: Any, gallery: Any, files: list) 
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    files = _probe_files(args)
+    files = image_files(args.images)
     fa = analyzer_from_args(args, photos=len(files))
     with _open(args, fa) as gallery:
         return _search_files(args, fa, gallery, files)
@@ -337,7 +327,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             f"gallery {cache}: {len(gallery)} identities ({changed} updated, {len(report.skipped)} photo(s) skipped)",
             file=sys.stderr,
         )
-        return _search_files(args, fa, gallery, _probe_files(args))
+        return _search_files(args, fa, gallery, image_files(args.images))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -376,13 +366,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from arcface.face import face_index, select_face
     from arcface.gallery import cluster_embeddings
     from arcface.gallery.fileio import atomic_write_bytes
-    from arcface.imageio import iter_image_files
 
     if not args.dir.is_dir():
         raise InputError(f"{args.dir}: not a folder")
-    files = iter_image_files([args.dir])
-    if not files:
-        raise InputError(f"no image files under {args.dir}")
+    files = image_files([args.dir])
     fa = analyzer_from_args(args, photos=len(files))
     threshold = fa.threshold.value if args.threshold is None else args.threshold
     per_image = fa.analyze_many(files, progress=sys.stderr.isatty() and len(files) > 20, on_error="skip")

@@ -15,6 +15,7 @@ from arcface.cli.common import (
     add_pack_options,
     add_select_option,
     analyzer_from_args,
+    image_files,
     print_json,
     report_failures,
 )
@@ -172,17 +173,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from arcface.errors import InputError
     from arcface.face import face_index, select_face
-    from arcface.imageio import iter_image_files
 
     if args.out is not None:
         from arcface.embeddings_io import check_output
 
         check_output(args.out)
-    files = iter_image_files(args.paths)
-    if not files:
-        raise InputError(f"no image files under {' '.join(args.paths)}")
+    files = image_files(args.paths)
     fa = analyzer_from_args(args, photos=len(files))
     faces_per_image = fa.analyze_many(files, progress=sys.stderr.isatty() or len(files) > 20, on_error="skip")
     errors = [e.to_dict() for e in faces_per_image.errors]
