@@ -36,7 +36,7 @@ from arcface import FaceAnalyzer
 from arcface.embed.onnx import OnnxEmbedder
 from arcface.models.packs import builtin_dir
 from arcface.runtime import cpu_info, default_threads, openvino_available
-from bench_folder import model_inputs, run_models
+from bench_folder import model_inputs, run_models, spread
 
 PHOTOS = ("yaoming.jpg", "gdp.jpg", "players.jpg")
 
@@ -60,10 +60,6 @@ for line in sys.stdin:
         faces = app.get(cv2.imread(path))
     print((time.perf_counter() - t) / int(reps) * 1000, len(faces), flush=True)
 """
-
-
-def stat(xs: list[float]) -> str:
-    return f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
 
 
 def engines_here() -> list[str]:
@@ -165,7 +161,7 @@ def main() -> None:
     peaks = matmul_peaks(args.rounds)
     print("\nmatmul peak, 1536^3, GFLOP/s (int8: GOP/s):")
     for name, xs in peaks.items():
-        print(f"  {name:<14} {stat(xs)}")
+        print(f"  {name:<14} {spread(xs, '.1f')}")
     report["peak_gflops"] = {k: statistics.median(v) for k, v in peaks.items()}
 
     engines = engines_here()
@@ -185,7 +181,7 @@ def main() -> None:
     print(f"\nrecognition, batch 32 ({gflop:.3f} GFLOP/face):" if gflop else "\nrecognition, batch 32:")
     report["recognition_faces_per_s"] = {}
     for e in engines:
-        line = f"  {e:<16} {stat(rates[e])} faces/s"
+        line = f"  {e:<16} {spread(rates[e], '.1f')} faces/s"
         med = statistics.median(rates[e])
         report["recognition_faces_per_s"][e] = med
         if gflop:
@@ -244,12 +240,12 @@ def main() -> None:
         print(f"  {photo} ({faces[engines[0]]} faces; " + ", ".join(f"{k} {v}" for k, v in faces.items()) + ")")
         report["end_to_end_ms"][photo] = {}
         for who, xs in times.items():
-            line = f"    {who:<16} {stat(xs)} ms"
+            line = f"    {who:<16} {spread(xs, '.1f')} ms"
             report["end_to_end_ms"][photo][who] = statistics.median(xs)
             if "insightface" in times and who != "insightface":
                 ratio = [p / o for p, o in zip(times["insightface"], xs)]
                 what = "ceiling, insightface / models alone" if who == "models alone" else "insightface / this"
-                line += f"   {what}: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})"
+                line += f"   {what}: {spread(ratio, unit='x')}"
             print(line)
     if peer:
         assert peer.stdin is not None

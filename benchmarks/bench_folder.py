@@ -48,6 +48,12 @@ def photos() -> list[Path]:
     return out
 
 
+def spread(xs: list[float], fmt: str = ".2f", unit: str = "") -> str:
+    """``median<unit> (min-max)`` of ``xs``, each number in ``fmt``: ``1.55x (1.53-1.81)``."""
+    m, lo, hi = (format(v, fmt) for v in (statistics.median(xs), min(xs), max(xs)))
+    return f"{m}{unit} ({lo}-{hi})"
+
+
 def model_inputs(fa: FaceAnalyzer, paths: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray], int]:
     """The inputs ``fa``'s two models get from ``paths``, prepared once: every canvas of each photo's detection
     pass (640 and 160 with ``sizes="auto"``; the padded canvas where the retry ran) and the face crops in
@@ -182,22 +188,15 @@ def main() -> None:
         c.stdin.close()
         c.wait(timeout=60)
     for name, xs in times.items():
-        print(
-            f"{name:<13} {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}), "
-            f"{len(paths) / statistics.median(xs):.1f} photos/s"
-        )
-    print(f"pipeline / models alone: {statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})")
+        print(f"{name:<13} {spread(xs, unit=' s')}, {len(paths) / statistics.median(xs):.1f} photos/s")
+    print(f"pipeline / models alone: {spread(ratio, unit='x')}")
     print(
         f"floor on {fa._threads} thread(s) (one-thread time / {fa._threads}): {statistics.median(floor):.2f} s = "
-        f"{statistics.median(floor_ratio):.2f}x ({min(floor_ratio):.2f}-{max(floor_ratio):.2f}) the models alone; "
-        f"the pipeline reaches {statistics.median(reached):.0%} ({min(reached):.0%}-{max(reached):.0%}) of it"
+        f"{spread(floor_ratio, unit='x')} the models alone; the pipeline reaches {spread(reached, '.0%')} of it"
     )
-    print(
-        f"pipeline / {fa._threads} one-thread processes: {statistics.median(in_one):.2f}x "
-        f"({min(in_one):.2f}-{max(in_one):.2f})"
-    )
-    print(f"decode overlap (one lane): {statistics.median(overlap):.2f}x ({min(overlap):.2f}-{max(overlap):.2f})")
-    print(f"lanes speed-up (one lane / pipeline): {statistics.median(gain):.2f}x ({min(gain):.2f}-{max(gain):.2f})")
+    print(f"pipeline / {fa._threads} one-thread processes: {spread(in_one, unit='x')}")
+    print(f"decode overlap (one lane): {spread(overlap, unit='x')}")
+    print(f"lanes speed-up (one lane / pipeline): {spread(gain, unit='x')}")
     encoded = [np.frombuffer(p.read_bytes(), np.uint8) for p in paths]
     for flag, what in ((cv2.IMREAD_COLOR, "full scale"), (cv2.IMREAD_REDUCED_COLOR_2, "1/2 scale")):
         t = time.perf_counter()
