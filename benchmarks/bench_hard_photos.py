@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from arcface import FaceAnalyzer
+from arcface.eval.metrics import best_threshold
 from arcface.eval.multi_pose import CMU_FACES_SHA256, load_multi_pose, manifest_digest, pose_pairs
 from arcface.imageio import load_image
 
@@ -130,15 +131,7 @@ def accuracy(
         same.append(ids[i] == ids[j])
     s, y = np.asarray(scores), np.asarray(same, bool)
     right = int(((s >= threshold) == y).sum())
-    # best threshold: sweep the sorted scores; accepting everything at or above s[k] gets the impostors below
-    # it and the genuine pairs from it on right
-    order = np.argsort(s)
-    ys = y[order]
-    best = max(int(y.sum()), int((~y).sum()))
-    if len(s):
-        below_impostors = np.concatenate([[0], np.cumsum(~ys)])[:-1]
-        from_genuine = ys[::-1].cumsum()[::-1]
-        best = max(best, int((below_impostors + from_genuine).max()))
+    best = best_threshold(s, y)[1] * len(s) if len(s) else 0.0  # right pairs at the best threshold
     return right / len(todo), best / len(todo), len(todo)
 
 
