@@ -47,10 +47,7 @@ def test_tight_crop_is_found_in_the_first_pass(model, obama):
     """A crop tighter than the face box (0.85x): the 640 canvas misses it; the 160 canvas finds it, merged by one
     NMS, with landmarks where the untouched photo has them."""
     box, kps = _reference(model, obama)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = 0.85 * max(box[2] - box[0], box[3] - box[1]) / 2
-    x0, y0 = int(cx - half), int(cy - half)
-    crop = np.ascontiguousarray(obama[y0 : int(cy + half), x0 : int(cx + half)])
+    crop, (x0, y0) = tight_crop(obama, box, 0.85)
     single = SCRFD(model, sizes="single", pad_retry=False, fallback_threshold=None).detect(crop)
     assert len(single) == 0  # what a plain 640 letterbox gives
     det = SCRFD(model).detect(crop)
@@ -276,7 +273,7 @@ def test_turned_and_profile_faces_of_a_public_multi_pose_set(analyzer, cmu_faces
     assert max(map(abs, straight)) < 0.2
     turned = [(f, p, im) for f, p, im in zip(faces, photos, images) if p.pose in ("left", "right")]
     assert len(turned) >= 300
-    tight = [tight_crop(im, f.bbox) for f, _, im in turned]
+    tight = [tight_crop(im, f.bbox)[0] for f, _, im in turned]
     tight_faces = [select_face(f) for f in analyzer.analyze_many(tight)]
     for kind, found in (("full", [f for f, _, _ in turned]), ("tight", tight_faces)):
         if kind == "full":
@@ -290,11 +287,11 @@ def test_turned_and_profile_faces_of_a_public_multi_pose_set(analyzer, cmu_faces
         assert rank1 >= 0.97, (kind, rank1)
 
 
-def tight_crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The square of the face box's larger side around its centre, clipped to the image."""
+def tight_crop(img: np.ndarray, box: np.ndarray, factor: float = 1.0) -> tuple[np.ndarray, tuple[int, int]]:
+    """The square of ``factor`` x the face box's larger side around its centre, clipped to the image, and the
+    crop's top-left corner (x, y) in the image."""
     x1, y1, x2, y2 = box
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) / 2
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, factor * max(x2 - x1, y2 - y1) / 2
     h, w = img.shape[:2]
-    return np.ascontiguousarray(
-        img[max(0, int(cy - half)) : min(h, int(cy + half)), max(0, int(cx - half)) : min(w, int(cx + half))]
-    )
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    return np.ascontiguousarray(img[y0 : min(h, int(cy + half)), x0 : min(w, int(cx + half))]), (x0, y0)
