@@ -39,6 +39,7 @@ from arcface import FaceAnalyzer
 from arcface.eval.metrics import best_threshold
 from arcface.eval.multi_pose import CMU_FACES_SHA256, load_multi_pose, manifest_digest, pose_pairs
 from arcface.imageio import load_image
+from arcface.runtime import cpu_info
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -152,9 +153,7 @@ def main() -> None:
     sets = make_sets([n for n in args.sets.split(",") if n], configs["auto"])
     if args.cmu is not None:
         sets.update(cmu_sets(args.cmu, configs["auto"]))
-    flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((ln.split(":")[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"CPU: {cpu}; avx512f={'avx512f' in flags}; threshold {threshold:.4f} (cosine)")
+    print(f"CPU: {cpu_info().describe()}; threshold {threshold:.4f} (cosine)")
     print(
         f"{'set':16s} {'photos':>6s} {'config':12s} {'found':>6s}  stages{' ' * 42} {'accuracy':>9s} {'best':>7s}"
         f" {'ms/photo':>9s}"
