@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -68,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(opts.rounds):
             for name in list(contenders)[:: 1 if r % 2 == 0 else -1]:
                 times[name].append(contenders[name]())
-        shutil.rmtree(td, ignore_errors=True)
     print(f"CPU: {cpu_info().describe()}; OpenVINO {ov.get_version()}, precision {precision}")
     print(f"arcface verify yaoming.jpg gdp.jpg, new process per run, {opts.rounds} rounds interleaved")
     print("| contender | wall s, median (min-max) |")
